@@ -1,0 +1,120 @@
+package server
+
+import (
+	"io"
+	"log/slog"
+	"runtime"
+	"time"
+)
+
+// Config configures a Server. The zero value is ready to use: every field
+// documents its default, which applies when the field is zero. New copies the
+// Config; the caller's value is never modified.
+type Config struct {
+	// Loops is the number of gnet event loops. Default: runtime.NumCPU().
+	Loops int
+	// ReusePort sets SO_REUSEPORT on the listening socket(s) so that several
+	// processes (megaws serve --workers) share one port. With ReusePort every
+	// event loop has its own listener, so the port must not be 0.
+	ReusePort bool
+
+	// MaxConns is the most connections the server holds; a client over the
+	// limit gets HTTP 503 before the upgrade. Default: 1,000,000.
+	MaxConns int
+	// MaxHeaderBytes bounds the handshake request head (HTTP 431 beyond).
+	// Default: 8 KiB.
+	MaxHeaderBytes int
+	// MaxHeaderLines bounds the number of request header lines (HTTP 431
+	// beyond). Default: 64.
+	MaxHeaderLines int
+	// MaxMessageSize bounds a message, after reassembly of its fragments and
+	// after decompression; a larger one is refused with close 1009 as soon as
+	// its size is known. Default: 16 MiB.
+	MaxMessageSize int
+	// MaxWriteQueue bounds the bytes waiting to be sent to one connection
+	// (a slow reader); past it the connection is closed with 1008 and the
+	// handler sees ErrWriteQueueFull. Default: 4 MiB.
+	MaxWriteQueue int
+
+	// HandshakeTimeout closes a connection that has not completed its opening
+	// handshake in time (slow or silent clients). Default: 10 s.
+	HandshakeTimeout time.Duration
+	// PingInterval is how long a connection may be silent before the server
+	// sends a keepalive ping. Default: 25 s; negative disables pings.
+	PingInterval time.Duration
+	// IdleTimeout closes (1001) a connection from which nothing, not even a
+	// pong, has arrived for this long. Default: 60 s; negative disables.
+	IdleTimeout time.Duration
+	// CloseTimeout is how long the server waits for the peer's close frame
+	// after sending its own, before closing TCP. Default: 5 s.
+	CloseTimeout time.Duration
+
+	// Subprotocols lists the subprotocols the server speaks, in order of
+	// preference; the first one the client also offers is selected
+	// (RFC 6455 §4.2.2). Handler.OnUpgrade may override the choice.
+	Subprotocols []string
+	// AllowedOrigins, when non-empty, restricts upgrades to requests whose
+	// Origin header equals one of these values (e.g. "https://game.example");
+	// others get HTTP 403. Default: empty, any origin (origin checks are off,
+	// as non-browser clients send no Origin).
+	AllowedOrigins []string
+
+	// Logger receives lifecycle and error logs, never per-message logs.
+	// Default: discard.
+	Logger *slog.Logger
+}
+
+// Defaults, also documented on each Config field.
+const (
+	DefaultMaxConns         = 1_000_000
+	DefaultMaxMessageSize   = 16 << 20
+	DefaultMaxWriteQueue    = 4 << 20
+	DefaultHandshakeTimeout = 10 * time.Second
+	DefaultPingInterval     = 25 * time.Second
+	DefaultIdleTimeout      = 60 * time.Second
+	DefaultCloseTimeout     = 5 * time.Second
+)
+
+// withDefaults returns a copy of c with every zero field set to its default.
+func (c Config) withDefaults() Config {
+	if c.Loops <= 0 {
+		c.Loops = runtime.NumCPU()
+	}
+	setInt(&c.MaxConns, DefaultMaxConns)
+	setInt(&c.MaxMessageSize, DefaultMaxMessageSize)
+	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
+	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDur(&c.PingInterval, DefaultPingInterval)
+	setDur(&c.IdleTimeout, DefaultIdleTimeout)
+	setDur(&c.CloseTimeout, DefaultCloseTimeout)
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	c.Subprotocols = append([]string(nil), c.Subprotocols...)
+	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
+	return c
+}
+
+func setInt(p *int, def int) {
+	if *p <= 0 {
+		*p = def
+	}
+}
+
+func setDur(p *time.Duration, def time.Duration) {
+	if *p == 0 {
+		*p = def
+	}
+}
+
+// timerResolution is the granularity of the per-loop timer wheel: a quarter of
+// the shortest enabled timeout, within [5 ms, 1 s].
+func (c *Config) timerResolution() time.Duration {
+	res := time.Second
+	for _, d := range []time.Duration{c.HandshakeTimeout, c.PingInterval, c.IdleTimeout, c.CloseTimeout} {
+		if d > 0 && d/4 < res {
+			res = d / 4
+		}
+	}
+	return max(res, 5*time.Millisecond)
+}

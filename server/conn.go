@@ -1,0 +1,186 @@
+package server
+
+import (
+	"context"
+	"math"
+	"net"
+	"sync/atomic"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/codec"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// Connection states; only the owning event loop reads or writes them.
+const (
+	stateHandshake uint8 = iota // waiting for the HTTP upgrade request
+	stateOpen                   // frames flow both ways
+	stateClosing                // we sent a close frame and wait for the peer's
+	stateClosed                 // the TCP connection is being closed; input is ignored
+	stateGone                   // gnet closed the connection
+)
+
+// Connection flags.
+const (
+	flagOpened uint8 = 1 << iota // OnOpen was called, so OnClose must be
+	flagPinged                   // a keepalive ping is outstanding
+)
+
+// sendqClosed marks sendq of a closed connection: any Add of a queue-sized
+// value keeps it negative.
+const sendqClosed = math.MinInt64 / 2
+
+// Conn is one WebSocket connection. Its methods say which goroutines may call
+// them: "loop only" methods may be called only from Handler callbacks for this
+// connection (or other code running on its event loop, such as its timers);
+// the others are safe from any goroutine.
+//
+// An idle Conn holds no buffers: it is this struct (128 bytes) plus gnet's own
+// connection state.
+type Conn struct {
+	gc   gnet.Conn
+	l    *loop
+	id   uint64
+	ctx  any
+	path string
+
+	// next and prev link the connection into one of its loop's lists (a timer
+	// wheel slot or the parked list); the lists are also the loop's registry
+	// of its connections for broadcasts and Stop.
+	next, prev *Conn
+	due        uint32 // wheel tick at which the connection's timer fires
+	lastRead   uint32 // wheel tick of the last frame received
+	slot       uint16
+	state      uint8
+	flags      uint8
+	fragOp     ws.OpCode  // opcode of the fragmented message in progress, or 0
+	utf8       codec.UTF8 // validation state of a fragmented text message
+
+	asm *[]byte   // reassembly buffer of a fragmented message; nil otherwise
+	ext *connExt  // rarely used state; nil for most connections
+	// sendq counts bytes handed to gnet by Send and not yet written to the
+	// socket or gnet's buffer; sendqClosed once the connection is closed.
+	sendq atomic.Int64
+}
+
+// connExt holds state that most connections never need, so that an idle
+// connection stays small.
+type connExt struct {
+	protocol string
+	closeErr *CloseError
+}
+
+func (c *Conn) extState() *connExt {
+	if c.ext == nil {
+		c.ext = &connExt{}
+	}
+	return c.ext
+}
+
+// ID returns a number unique among the server's connections. Any goroutine.
+func (c *Conn) ID() uint64 { return c.id }
+
+// Path returns the request path of the handshake, without the query. Any goroutine.
+func (c *Conn) Path() string { return c.path }
+
+// Protocol returns the negotiated subprotocol, or "". Any goroutine after OnOpen.
+func (c *Conn) Protocol() string {
+	if c.ext == nil {
+		return ""
+	}
+	return c.ext.protocol
+}
+
+// RemoteAddr returns the peer's address. Loop only: gnet owns the value.
+func (c *Conn) RemoteAddr() net.Addr { return c.gc.RemoteAddr() }
+
+// Context returns the value stored with SetContext. Loop only; it is not
+// synchronized.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext stores per-connection application state (a player, a session).
+// Loop only; OnUpgrade may call it before the connection opens.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
+// WriteMessage sends one unfragmented message. Loop only: call it from this
+// connection's callbacks (OnOpen, OnMessage, its timers); from any other
+// goroutine, or for a connection of another loop, use Send. payload is not
+// retained: it is copied or written before WriteMessage returns. Frames written
+// during OnMessage are coalesced and sent with one write when the loop has
+// handled all the bytes that arrived. op may be a data or control opcode.
+func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	if op.IsControl() && len(payload) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	c.l.writeFrame(c, op, payload)
+	return nil
+}
+
+// WriteText is WriteMessage(ws.OpText, payload).
+func (c *Conn) WriteText(payload []byte) error { return c.WriteMessage(ws.OpText, payload) }
+
+// WriteBinary is WriteMessage(ws.OpBinary, payload).
+func (c *Conn) WriteBinary(payload []byte) error { return c.WriteMessage(ws.OpBinary, payload) }
+
+// Send sends one unfragmented message from any goroutine. It copies payload
+// into a frame and queues it on the connection's event loop; it never blocks.
+// It returns ErrClosed once the connection is closed and ErrWriteQueueFull
+// (and closes the connection with 1008) when the bytes queued for this peer
+// exceed Config.MaxWriteQueue.
+func (c *Conn) Send(op ws.OpCode, payload []byte) error {
+	if op.IsControl() && len(payload) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	n := int64(codec.HeaderSize(len(payload), false) + len(payload))
+	q := c.sendq.Add(n)
+	if q < 0 {
+		c.sendq.Add(-n)
+		return ErrClosed
+	}
+	if q > int64(c.l.s.cfg.MaxWriteQueue) {
+		c.sendq.Add(-n)
+		c.closeAsync(ws.StatusPolicyViolation, "write queue full", ErrWriteQueueFull)
+		return ErrWriteQueueFull
+	}
+	fb := getFrameBuf(int(n))
+	*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
+	err := c.gc.AsyncWrite(*fb, func(gnet.Conn, error) error {
+		c.sendq.Add(-n)
+		putFrameBuf(fb)
+		if c.state == stateOpen {
+			c.l.checkQueue(c)
+		}
+		return nil
+	})
+	if err != nil {
+		c.sendq.Add(-n)
+		putFrameBuf(fb)
+		return ErrClosed
+	}
+	return nil
+}
+
+// Ping sends a ping with payload (at most 125 bytes) from any goroutine.
+func (c *Conn) Ping(payload []byte) error { return c.Send(ws.OpPing, payload) }
+
+// Close starts the closing handshake with code and reason (RFC 6455 §7.1.2)
+// from any goroutine: the close frame is sent, and the TCP connection is closed
+// when the peer answers or after Config.CloseTimeout. OnClose follows with a
+// *CloseError carrying code. Calling Close on a closed connection does nothing.
+func (c *Conn) Close(code ws.StatusCode, reason string) error {
+	c.closeAsync(code, reason, nil)
+	return nil
+}
+
+func (c *Conn) closeAsync(code ws.StatusCode, reason string, cause error) {
+	_ = c.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		c.l.startClose(c, code, reason, cause)
+		return nil
+	}))
+}
+
+// Clone returns a copy of b: the way to keep a payload beyond OnMessage.
+func Clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -1,0 +1,129 @@
+package server
+
+import (
+	"net"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/codec"
+)
+
+// Handler receives a server's events. Every method is called on the event loop
+// that owns the connection, one at a time per loop, so a handler may keep
+// per-connection state in Conn.Context without locks. No method may block: a
+// blocked callback stalls every connection of its loop. Work that blocks belongs
+// to the handler's own goroutines, which reply with Conn.Send.
+//
+// Embed BaseHandler to implement only the methods you need.
+type Handler interface {
+	// OnUpgrade is called for each valid WebSocket upgrade request before the
+	// 101 response. Returning a non-nil error refuses it: an error from Reject
+	// sends its HTTP status; any other error sends 403. It may call
+	// r.SetProtocol and c.SetContext. r and everything it returns are valid
+	// only until OnUpgrade returns.
+	OnUpgrade(c *Conn, r *Request) error
+	// OnOpen is called once the handshake succeeded; c may be written to.
+	OnOpen(c *Conn)
+	// OnMessage is called for each complete text or binary message, after
+	// fragments are reassembled, UTF-8 is validated for text and the message
+	// is decompressed. The payload is borrowed from the event loop's buffers:
+	// it is valid only until OnMessage returns and must not be retained or
+	// handed to another goroutine; use Clone to keep it.
+	OnMessage(c *Conn, op ws.OpCode, payload []byte)
+	// OnClose is called exactly once for each connection that reached
+	// OnOpen, when it ends for any reason; err is always a *CloseError
+	// describing how (see CloseStatus). The connection can no longer be written.
+	OnClose(c *Conn, err error)
+}
+
+// BaseHandler implements Handler with methods that accept every upgrade and
+// ignore every event. Embed it and override what you need.
+type BaseHandler struct{}
+
+func (BaseHandler) OnUpgrade(*Conn, *Request) error          { return nil }
+func (BaseHandler) OnOpen(*Conn)                             {}
+func (BaseHandler) OnMessage(*Conn, ws.OpCode, []byte)       {}
+func (BaseHandler) OnClose(*Conn, error)                     {}
+func (BaseHandler) ServeHTTP(*Request) (int, string, []byte) { return 0, "", nil }
+
+// HTTPResponder is implemented by handlers that answer plain (non-upgrade) HTTP
+// GET requests on the WebSocket port, e.g. a page that opens the socket.
+// ServeHTTP returns the status, the content type and the body; a status of 0
+// falls back to megaws's own answer (200 on /healthz, otherwise 426 Upgrade
+// Required). It runs on the event loop and must not block; r and the returned
+// body are used before the next event on the loop, so the body may be a shared
+// static slice.
+type HTTPResponder interface {
+	ServeHTTP(r *Request) (status int, contentType string, body []byte)
+}
+
+// Request is the client's opening handshake, as seen by Handler.OnUpgrade. It is
+// valid only during the callback that receives it.
+type Request struct {
+	raw      *codec.Request
+	remote   net.Addr
+	protocol string
+}
+
+// Method returns the request method.
+func (r *Request) Method() string { return string(r.raw.Method) }
+
+// URI returns the request target, path and query, as sent.
+func (r *Request) URI() string { return string(r.raw.URI) }
+
+// Path returns the request path without the query.
+func (r *Request) Path() string { return string(r.raw.Path()) }
+
+// RawQuery returns the query string without the '?'.
+func (r *Request) RawQuery() string { return string(r.raw.Query()) }
+
+// Header returns the first value of the named header (case-insensitive).
+func (r *Request) Header(name string) string {
+	return string(r.raw.Header(toLowerASCII(name)))
+}
+
+// VisitHeaders calls fn for every header line; the slices are borrowed.
+func (r *Request) VisitHeaders(fn func(name, value []byte) bool) { r.raw.VisitHeaders(fn) }
+
+// RemoteAddr returns the client's address.
+func (r *Request) RemoteAddr() net.Addr { return r.remote }
+
+// Protocols returns the subprotocols the client offers, in its order.
+func (r *Request) Protocols() []string {
+	var ps []string
+	r.raw.Protocols(func(p []byte) bool {
+		ps = append(ps, string(p))
+		return true
+	})
+	return ps
+}
+
+// Protocol returns the subprotocol selected so far ("" for none).
+func (r *Request) Protocol() string { return r.protocol }
+
+// SetProtocol selects the subprotocol sent in Sec-WebSocket-Protocol; it must
+// be one the client offered (RFC 6455 §4.2.2), otherwise it is ignored.
+func (r *Request) SetProtocol(p string) {
+	ok := false
+	r.raw.Protocols(func(q []byte) bool {
+		ok = string(q) == p
+		return !ok
+	})
+	if ok {
+		r.protocol = p
+	}
+}
+
+func toLowerASCII(s string) string {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			b := []byte(s)
+			for j := i; j < len(b); j++ {
+				if 'A' <= b[j] && b[j] <= 'Z' {
+					b[j] += 'a' - 'A'
+				}
+			}
+			return string(b)
+		}
+	}
+	return s
+}

@@ -1,0 +1,309 @@
+package server
+
+import (
+	"sync"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/codec"
+	"github.com/panjf2000/gnet/v2"
+)
+
+// wheelSize is the number of slots of a loop's timer wheel. Deadlines further
+// than wheelSize ticks away wait in their slot for another turn, so each
+// connection costs O(1) per timeout period whatever the number of connections.
+const wheelSize = 1024
+
+// parkedSlot is the list of connections without a deadline.
+const parkedSlot = wheelSize
+
+// corkLimit is the largest payload copied into the loop's output buffer;
+// larger payloads are written with writev, header and payload side by side.
+const corkLimit = 32 << 10
+
+// loop is megaws's state for one gnet event loop. Only that loop's goroutine
+// touches it, except the fields documented otherwise.
+type loop struct {
+	s  *Server
+	el gnet.EventLoop
+
+	// out collects the frames written while the loop handles one
+	// connection's input (corked), sent with one write afterwards.
+	out    []byte
+	corked *Conn
+	hdr    [codec.MaxHeaderSize]byte
+	iov    [2][]byte
+
+	now   uint32 // current wheel tick
+	slots [wheelSize + 1]Conn
+	conns int
+
+	stats loopStats
+}
+
+func newLoop(s *Server, el gnet.EventLoop, now uint32) *loop {
+	l := &loop{s: s, el: el, now: now}
+	for i := range l.slots {
+		h := &l.slots[i]
+		h.next, h.prev = h, h
+	}
+	return l
+}
+
+// link puts c at the tail of slot i.
+func (l *loop) link(c *Conn, i int) {
+	h := &l.slots[i]
+	c.slot = uint16(i)
+	c.prev, c.next = h.prev, h
+	h.prev.next = c
+	h.prev = c
+}
+
+func unlink(c *Conn) {
+	if c.next == nil {
+		return
+	}
+	c.prev.next, c.next.prev = c.next, c.prev
+	c.next, c.prev = nil, nil
+}
+
+// schedule arms c's timer for wheel tick due (at least one tick from now).
+func (l *loop) schedule(c *Conn, due uint32) {
+	if int32(due-l.now) < 1 {
+		due = l.now + 1
+	}
+	unlink(c)
+	c.due = due
+	l.link(c, int(due%wheelSize))
+}
+
+func (l *loop) park(c *Conn) {
+	unlink(c)
+	l.link(c, parkedSlot)
+}
+
+// advance runs the wheel up to tick target, firing due timers.
+func (l *loop) advance(target uint32) {
+	for int32(target-l.now) > 0 {
+		l.now++
+		if l.conns == 0 {
+			continue
+		}
+		h := &l.slots[l.now%wheelSize]
+		// Detach the slot so that timers re-armed into it while it is being
+		// processed wait for the next turn.
+		var pending Conn
+		pending.next, pending.prev = &pending, &pending
+		if h.next != h {
+			pending.next, pending.prev = h.next, h.prev
+			h.next.prev, h.prev.next = &pending, &pending
+			h.next, h.prev = h, h
+		}
+		for pending.next != &pending {
+			c := pending.next
+			unlink(c)
+			if int32(c.due-l.now) > 0 {
+				l.link(c, int(c.due%wheelSize))
+				continue
+			}
+			l.fire(c)
+		}
+	}
+}
+
+// each calls fn for every connection of the loop. fn may close c (which
+// unlinks only c) or re-arm it (it may then be visited again).
+func (l *loop) each(fn func(c *Conn)) {
+	for i := range l.slots {
+		h := &l.slots[i]
+		for c := h.next; c != h && c != nil; {
+			next := c.next
+			fn(c)
+			c = next
+		}
+	}
+}
+
+func (l *loop) ticks(d time.Duration) uint32 {
+	if d <= 0 {
+		return 0
+	}
+	return uint32((d + l.s.res - 1) / l.s.res)
+}
+
+// arm sets c's timer according to its state.
+func (l *loop) arm(c *Conn) {
+	cfg := &l.s.cfg
+	switch c.state {
+	case stateHandshake:
+		l.schedule(c, l.now+l.ticks(cfg.HandshakeTimeout))
+	case stateOpen:
+		ping, idle := l.ticks(cfg.PingInterval), l.ticks(cfg.IdleTimeout)
+		var due uint32
+		ok := false
+		if ping > 0 && c.flags&flagPinged == 0 {
+			due, ok = c.lastRead+ping, true
+		}
+		if idle > 0 && (!ok || int32(c.lastRead+idle-due) < 0) {
+			due, ok = c.lastRead+idle, true
+		}
+		if !ok {
+			l.park(c)
+			return
+		}
+		l.schedule(c, due)
+	case stateClosing:
+		l.schedule(c, l.now+l.ticks(cfg.CloseTimeout))
+	default:
+		l.park(c)
+	}
+}
+
+// fire handles an expired timer.
+func (l *loop) fire(c *Conn) {
+	cfg := &l.s.cfg
+	switch c.state {
+	case stateHandshake:
+		c.state = stateClosed
+		l.closeNow(c)
+	case stateOpen:
+		silent := l.now - c.lastRead
+		if idle := l.ticks(cfg.IdleTimeout); idle > 0 && silent >= idle {
+			l.startClose(c, ws.StatusGoingAway, "idle timeout", ErrIdleTimeout)
+			c.state = stateClosed
+			l.closeNow(c)
+			return
+		}
+		if ping := l.ticks(cfg.PingInterval); ping > 0 && silent >= ping && c.flags&flagPinged == 0 {
+			c.flags |= flagPinged
+			l.writeFrame(c, ws.OpPing, nil)
+			if c.state != stateOpen {
+				return
+			}
+		}
+		l.arm(c)
+	case stateClosing:
+		c.extState().closeErr.Err = ErrCloseTimeout
+		c.state = stateClosed
+		l.closeNow(c)
+	default:
+		l.park(c)
+	}
+}
+
+// closeNow closes c's TCP connection from its loop; gnet flushes what is
+// buffered and calls OnClose synchronously.
+func (l *loop) closeNow(c *Conn) {
+	if c.state == stateGone {
+		return
+	}
+	_ = l.el.Close(c.gc)
+}
+
+// startClose begins the closing handshake on the loop: close frame out,
+// state closing, close timer armed.
+func (l *loop) startClose(c *Conn, code ws.StatusCode, reason string, cause error) {
+	if c.state == stateHandshake {
+		c.state = stateClosed
+		l.closeNow(c)
+		return
+	}
+	if c.state != stateOpen {
+		return
+	}
+	c.extState().closeErr = &CloseError{Code: code, Reason: reason, Err: cause}
+	l.out = codec.AppendClose(l.out, code, reason)
+	c.state = stateClosing
+	if l.corked != c {
+		l.flush(c)
+	}
+	if c.state == stateClosing {
+		l.arm(c)
+	}
+}
+
+// fail fails the connection after a protocol violation (RFC 6455 §7.1.7): the
+// close frame with the violation's code goes out, then TCP is closed.
+func (l *loop) fail(c *Conn, err error) {
+	code := codec.CloseCode(err)
+	if c.state == stateOpen || c.state == stateClosing {
+		l.out = codec.AppendClose(l.out, code, "")
+	}
+	if c.state == stateOpen || c.ext == nil || c.ext.closeErr == nil {
+		c.extState().closeErr = &CloseError{Code: code, Err: err}
+	}
+	c.state = stateClosed
+	l.stats.protocolErrors++
+}
+
+// writeFrame writes one frame to c from its loop: into the cork buffer when c
+// is the connection being served, directly otherwise.
+func (l *loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
+	l.stats.msgsOut++
+	l.stats.bytesOut += uint64(len(payload))
+	if len(payload) <= corkLimit {
+		l.out = codec.AppendFrame(l.out, op, true, payload)
+		if l.corked != c {
+			l.flush(c)
+		}
+		return
+	}
+	if len(l.out) > 0 {
+		l.flush(c)
+	}
+	hdr := codec.AppendHeader(l.hdr[:0], ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))})
+	l.iov[0], l.iov[1] = hdr, payload
+	_, _ = c.gc.Writev(l.iov[:])
+	l.iov[0], l.iov[1] = nil, nil
+	l.checkQueue(c)
+}
+
+// flush writes the cork buffer to c. gnet copies whatever the socket does not
+// take at once, so the buffer is free again on return.
+func (l *loop) flush(c *Conn) {
+	if len(l.out) == 0 {
+		return
+	}
+	if c.state != stateGone {
+		_, _ = c.gc.Write(l.out)
+	}
+	if cap(l.out) > 4*corkLimit {
+		l.out = nil
+	} else {
+		l.out = l.out[:0]
+	}
+	l.checkQueue(c)
+}
+
+// checkQueue closes a connection whose unsent bytes exceed MaxWriteQueue.
+func (l *loop) checkQueue(c *Conn) {
+	if c.state == stateGone || c.state == stateClosed {
+		return
+	}
+	if c.gc.OutboundBuffered() > l.s.cfg.MaxWriteQueue {
+		l.stats.queueDrops++
+		c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "write queue full", Err: ErrWriteQueueFull}
+		// The queue is full, so a close frame could not get through anyway.
+		c.state = stateClosed
+		if l.corked != c {
+			l.closeNow(c)
+		}
+	}
+}
+
+// frameBufs recycles the frame buffers of Send.
+var frameBufs sync.Pool
+
+func getFrameBuf(n int) *[]byte {
+	if v, ok := frameBufs.Get().(*[]byte); ok && cap(*v) >= n {
+		return v
+	}
+	b := make([]byte, 0, max(n, 256))
+	return &b
+}
+
+func putFrameBuf(b *[]byte) {
+	if cap(*b) <= 64<<10 {
+		frameBufs.Put(b)
+	}
+}

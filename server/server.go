@@ -1,0 +1,294 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/panjf2000/gnet/v2"
+	"golang.org/x/sys/unix"
+)
+
+// Server is a WebSocket server on gnet event loops. Create it with New, run it
+// with ListenAndServe, stop it with Stop.
+type Server struct {
+	gnet.BuiltinEventEngine
+
+	cfg  Config
+	h    Handler
+	http HTTPResponder
+	log  *slog.Logger
+	res  time.Duration
+
+	eng      gnet.Engine
+	start    time.Time
+	ready    chan struct{}
+	done     chan struct{}
+	addr     net.Addr
+	stopping atomic.Bool
+	nextID   atomic.Uint64
+
+	open       atomic.Int64 // open WebSocket connections
+	handshakes atomic.Uint64
+	rejected   atomic.Uint64
+
+	mu    sync.Mutex
+	loops []*loop
+	tick  context.CancelFunc
+}
+
+// New returns a Server that sends events to h, configured by a copy of cfg
+// with defaults filled in.
+func New(h Handler, cfg Config) *Server {
+	c := cfg.withDefaults()
+	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{})}
+	s.http, _ = h.(HTTPResponder)
+	s.res = c.timerResolution()
+	return s
+}
+
+// ListenAndServe listens on the TCP address addr ("127.0.0.1:8080"; port 0
+// picks a free port, see Addr) and serves until Stop. It returns after the
+// event loops have exited.
+func (s *Server) ListenAndServe(addr string) error {
+	defer close(s.done)
+	if s.cfg.ReusePort && strings.HasSuffix(addr, ":0") && s.cfg.Loops > 1 {
+		return errors.New("megaws: ReusePort with several loops needs an explicit port")
+	}
+	err := gnet.Run(s, "tcp://"+addr,
+		gnet.WithMulticore(true),
+		gnet.WithNumEventLoop(s.cfg.Loops),
+		gnet.WithReusePort(s.cfg.ReusePort),
+		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
+		gnet.WithLogger(gnetLogger{s.log}),
+	)
+	if err != nil {
+		select {
+		case <-s.ready:
+		default:
+			return fmt.Errorf("megaws: listen %s: %w", addr, err)
+		}
+	}
+	return err
+}
+
+// Ready is closed when the server accepts connections; Addr is valid then.
+func (s *Server) Ready() <-chan struct{} { return s.ready }
+
+// Addr returns the listening address, once Ready is closed.
+func (s *Server) Addr() net.Addr { return s.addr }
+
+// Conns returns the number of open WebSocket connections. Any goroutine.
+func (s *Server) Conns() int { return int(s.open.Load()) }
+
+// OnBoot implements gnet.EventHandler.
+func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+	s.eng = eng
+	s.start = time.Now()
+	if fd, err := eng.Dup(); err == nil {
+		if sa, err := unix.Getsockname(fd); err == nil {
+			s.addr = sockaddrToTCP(sa)
+		}
+		_ = unix.Close(fd)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	s.tick = cancel
+	go s.ticker(ctx)
+	close(s.ready)
+	s.log.Info("megaws listening", "addr", s.addr, "loops", s.cfg.Loops)
+	return gnet.None
+}
+
+// OnShutdown implements gnet.EventHandler.
+func (s *Server) OnShutdown(gnet.Engine) {
+	if s.tick != nil {
+		s.tick()
+	}
+}
+
+// ticker drives every loop's timer wheel: one goroutine per server.
+func (s *Server) ticker(ctx context.Context) {
+	t := time.NewTicker(s.res)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			target := uint32(now.Sub(s.start) / s.res)
+			s.mu.Lock()
+			loops := s.loops
+			s.mu.Unlock()
+			for _, l := range loops {
+				_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+					l.advance(target)
+					l.stats.conns = uint64(l.conns)
+					l.stats.publish()
+					return nil
+				}))
+			}
+		}
+	}
+}
+
+// loopOf returns megaws's state for gnet's event loop el, creating it on first use.
+func (s *Server) loopOf(el gnet.EventLoop) *loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, l := range s.loops {
+		if l.el == el {
+			return l
+		}
+	}
+	l := newLoop(s, el, uint32(time.Since(s.start)/s.res))
+	// Copy on write: the ticker and Stats iterate the slice without the lock.
+	s.loops = append(s.loops[:len(s.loops):len(s.loops)], l)
+	return l
+}
+
+// OnOpen implements gnet.EventHandler: a TCP connection was accepted.
+func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+	if s.stopping.Load() {
+		return nil, gnet.Close
+	}
+	l := s.loopOf(gc.EventLoop())
+	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)}
+	gc.SetContext(c)
+	l.conns++
+	l.arm(c)
+	return nil, gnet.None
+}
+
+// OnClose implements gnet.EventHandler: the TCP connection is gone.
+func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil || c.state == stateGone {
+		return gnet.None
+	}
+	l := c.l
+	unlink(c)
+	l.conns--
+	c.state = stateGone
+	c.sendq.Store(sendqClosed)
+	if c.asm != nil {
+		putAsm(c.asm)
+		c.asm = nil
+	}
+	if l.corked == c {
+		l.out = l.out[:0]
+	}
+	if c.flags&flagOpened == 0 {
+		return gnet.None
+	}
+	s.open.Add(-1)
+	var ce *CloseError
+	if c.ext != nil && c.ext.closeErr != nil {
+		ce = c.ext.closeErr
+	} else {
+		ce = &CloseError{Code: 1006, Err: err}
+		if err == nil {
+			ce.Err = ErrClosed
+		}
+	}
+	s.h.OnClose(c, ce)
+	return gnet.None
+}
+
+// OnTraffic implements gnet.EventHandler: bytes arrived on gc.
+func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		return gnet.Close
+	}
+	l := c.l
+	l.corked = c
+	if c.state == stateHandshake {
+		s.handshake(c)
+	}
+	if c.state == stateOpen || c.state == stateClosing {
+		s.readFrames(c)
+	}
+	l.flush(c)
+	l.corked = nil
+	if c.state == stateClosed {
+		_, _ = gc.Discard(-1)
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// Stop shuts the server down gracefully: it stops accepting WebSocket
+// upgrades, sends close 1001 to every connection, waits for the close
+// handshakes until ctx is done, then closes whatever is left and stops the
+// event loops. It returns ctx.Err() if the deadline passed first.
+func (s *Server) Stop(ctx context.Context) error {
+	select {
+	case <-s.ready:
+	default:
+		return errors.New("megaws: server not started")
+	}
+	if !s.stopping.CompareAndSwap(false, true) {
+		<-s.done
+		return nil
+	}
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	for _, l := range loops {
+		_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+			l.each(func(c *Conn) {
+				l.startClose(c, 1001, "server stopping", ErrServerStopping)
+			})
+			return nil
+		}))
+	}
+	var waitErr error
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+wait:
+	for s.open.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			waitErr = ctx.Err()
+			break wait
+		case <-t.C:
+		}
+	}
+	// Engine.Stop closes the remaining connections (OnClose runs for each)
+	// and the listeners; give it a moment of its own if ctx is already over.
+	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := s.eng.Stop(stopCtx); err != nil && waitErr == nil {
+		waitErr = err
+	}
+	select {
+	case <-s.done:
+	case <-stopCtx.Done():
+	}
+	return waitErr
+}
+
+func sockaddrToTCP(sa unix.Sockaddr) net.Addr {
+	switch a := sa.(type) {
+	case *unix.SockaddrInet4:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]).To16(), Port: a.Port}
+	case *unix.SockaddrInet6:
+		return &net.TCPAddr{IP: net.IP(a.Addr[:]), Port: a.Port}
+	}
+	return nil
+}
+
+// gnetLogger routes gnet's logs to the server's slog.Logger.
+type gnetLogger struct{ l *slog.Logger }
+
+func (g gnetLogger) Debugf(f string, a ...any) { g.l.Debug(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
+func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
