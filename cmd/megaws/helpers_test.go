@@ -57,8 +57,15 @@ func repoRoot(t testing.TB) string {
 }
 
 // megawsBinary builds ./cmd/megaws once per test binary and returns its path.
+// MEGAWS_BIN=/path/to/megaws tests that binary instead (a release build, say).
 func megawsBinary(t testing.TB) string {
 	t.Helper()
+	if p := os.Getenv("MEGAWS_BIN"); p != "" {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("MEGAWS_BIN=%s: %v", p, err)
+		}
+		return p
+	}
 	root := repoRoot(t)
 	binOnce.Do(func() {
 		binDir, binErr = os.MkdirTemp("", "megaws-interop-bin-")
