@@ -56,8 +56,8 @@ type Conn struct {
 	fragOp     ws.OpCode  // opcode of the fragmented message in progress, or 0
 	utf8       codec.UTF8 // validation state of a fragmented text message
 
-	asm *[]byte   // reassembly buffer of a fragmented message; nil otherwise
-	ext *connExt  // rarely used state; nil for most connections
+	asm *[]byte  // reassembly buffer of a fragmented message; nil otherwise
+	ext *connExt // rarely used state; nil for most connections
 	// sendq counts bytes handed to gnet by Send and not yet written to the
 	// socket or gnet's buffer; sendqClosed once the connection is closed.
 	sendq atomic.Int64
