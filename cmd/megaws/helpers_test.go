@@ -36,7 +36,7 @@ var (
 func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
-		os.RemoveAll(binDir)
+		_ = os.RemoveAll(binDir)
 	}
 	os.Exit(code)
 }
@@ -133,13 +133,13 @@ func startMegaws(t testing.TB, args ...string) string {
 		sent := false
 		for sc.Scan() {
 			line := sc.Text()
-			output.Write([]byte(line + "\n"))
+			_, _ = output.Write([]byte(line + "\n"))
 			if m := listeningRE.FindStringSubmatch(line); m != nil && !sent {
 				addrc <- m[1]
 				sent = true
 			}
 		}
-		io.Copy(io.Discard, stdout)
+		_, _ = io.Copy(io.Discard, stdout)
 	}()
 	exited := make(chan error, 1)
 	go func() {
@@ -161,7 +161,7 @@ func startMegaws(t testing.TB, args ...string) string {
 				t.Errorf("megaws %s did not exit cleanly on SIGTERM: %v\noutput:\n%s", strings.Join(argv, " "), err, output.String())
 			}
 		case <-time.After(5 * time.Second):
-			cmd.Process.Kill()
+			_ = cmd.Process.Kill()
 			<-exited
 			t.Errorf("megaws %s still running 5 s after SIGTERM; killed\noutput:\n%s", strings.Join(argv, " "), output.String())
 		}
@@ -196,7 +196,7 @@ func waitForPort(t testing.TB, addr string, timeout time.Duration) {
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			return
 		}
 		if time.Now().After(deadline) {
@@ -213,7 +213,7 @@ func freePort(t testing.TB) int {
 	if err != nil {
 		t.Fatalf("listen: %v", err)
 	}
-	defer ln.Close()
+	defer func() { _ = ln.Close() }()
 	return ln.Addr().(*net.TCPAddr).Port
 }
 

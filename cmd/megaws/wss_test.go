@@ -84,7 +84,7 @@ func startTestNginx(t *testing.T, upstream string) (addr, certFile string) {
 	for {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
-			c.Close()
+			_ = c.Close()
 			break
 		}
 		select {
@@ -151,7 +151,7 @@ func httpsGet(certFile, url string) (int, string, error) {
 	if err != nil {
 		return 0, "", err
 	}
-	defer resp.Body.Close()
+	defer func() { _ = resp.Body.Close() }()
 	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
 	return resp.StatusCode, string(body), nil
 }
