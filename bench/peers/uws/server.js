@@ -1,0 +1,96 @@
+'use strict';
+// uWebSockets.js peer server of the megaws benchmark, run by Node:
+//
+//   node uws/server.js --addr 127.0.0.1:9006 [--admin 127.0.0.1:9106] [--mode echo|broadcast|sink]
+//
+// WebSocket on any path; /debug/vars answers JSON {connections, rss} on the
+// main server and, with --admin, on its own listener too. Broadcast publishes
+// on one topic every connection subscribes to; app.publish (unlike
+// ws.publish) includes the sender.
+
+const uWS = require('uWebSockets.js');
+
+const MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+const TOPIC = 'all';
+
+function parseArgs(argv) {
+  const opts = { addr: '127.0.0.1:8080', admin: '', mode: 'echo' };
+  for (let i = 0; i < argv.length; i++) {
+    const m = /^--?(addr|admin|mode)(?:=(.*))?$/.exec(argv[i]);
+    if (!m) fail(`unknown argument ${argv[i]}`);
+    opts[m[1]] = m[2] !== undefined ? m[2] : argv[++i];
+    if (opts[m[1]] === undefined) fail(`missing value for --${m[1]}`);
+  }
+  if (!['echo', 'broadcast', 'sink'].includes(opts.mode)) {
+    fail(`unknown --mode ${JSON.stringify(opts.mode)}: want echo, broadcast or sink`);
+  }
+  return opts;
+}
+
+function splitHostPort(addr) {
+  const i = addr.lastIndexOf(':');
+  const port = Number(addr.slice(i + 1));
+  if (i < 0 || !Number.isInteger(port)) fail(`bad address ${JSON.stringify(addr)}: want HOST:PORT`);
+  return [addr.slice(0, i).replace(/^\[(.*)\]$/, '$1'), port];
+}
+
+function fail(msg) {
+  console.error(msg);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+let connections = 0;
+
+function debugVars(res) {
+  const body = JSON.stringify({ connections, rss: process.memoryUsage.rss() });
+  res.writeHeader('Content-Type', 'application/json').end(body);
+}
+
+const handlers = {
+  echo: (ws, message, isBinary) => { ws.send(message, isBinary); },
+  broadcast: (ws, message, isBinary) => { app.publish(TOPIC, message, isBinary); },
+  sink: () => {},
+};
+
+const app = uWS.App().ws('/*', {
+  compression: uWS.DISABLED,
+  maxPayloadLength: MAX_MESSAGE_SIZE,
+  // The 64 KiB default drops sends (silently) once that much is queued for a
+  // slow reader; 16 MiB is Bun's default limit.
+  maxBackpressure: MAX_MESSAGE_SIZE,
+  // No idle timeout, like the Go peers (the default closes after 120 s).
+  idleTimeout: 0,
+  open: (ws) => {
+    if (opts.mode === 'broadcast') ws.subscribe(TOPIC);
+    connections++;
+  },
+  message: handlers[opts.mode],
+  close: () => { connections--; },
+}).get('/debug/vars', debugVars);
+
+const listenSockets = [];
+
+function listen(server, addr, onReady) {
+  const [host, port] = splitHostPort(addr);
+  server.listen(host, port, (token) => {
+    if (!token) {
+      console.error(`listen ${addr} failed`);
+      process.exit(1);
+    }
+    listenSockets.push(token);
+    onReady(`${host}:${uWS.us_socket_local_port(token)}`);
+  });
+}
+
+if (opts.admin) {
+  listen(uWS.App().get('/debug/vars', debugVars), opts.admin, () => {});
+}
+listen(app, opts.addr, (addr) => console.log(`listening on ${addr}`));
+
+function shutdown() {
+  for (const token of listenSockets) uWS.us_listen_socket_close(token);
+  process.exit(0);
+}
+process.on('SIGINT', shutdown);
+process.on('SIGTERM', shutdown);
