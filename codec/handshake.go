@@ -216,7 +216,7 @@ func ParseRequest(b []byte, maxBytes, maxLines int) (r Request, n int, err error
 // become valid.
 func incompleteHead(b []byte, maxBytes int) error {
 	if len(b) >= maxBytes {
-		if bytes.Index(b[:maxBytes], crlf) < 0 {
+		if !bytes.Contains(b[:maxBytes], crlf) {
 			return ErrURITooLong
 		}
 		return ErrHeaderTooLarge

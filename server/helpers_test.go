@@ -189,4 +189,3 @@ func isReset(err error) bool {
 func closePayload(code ws.StatusCode, reason string) []byte {
 	return append([]byte{byte(code >> 8), byte(code)}, reason...)
 }
-

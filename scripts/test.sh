@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# scripts/test.sh — the whole test suite, as CI runs it (.ci/run calls this).
+#
+# Installs what the tests need (scripts/setup.sh: Debian chromium + nginx, npm
+# packages, Go modules), then for every Go module: gofmt check, go vet,
+# golangci-lint with the checked-in .golangci.yml, and go test -race. Also runs
+# the bench harness end to end (scripts/bench.sh --quick) and every fuzz target
+# briefly (scripts/fuzz.sh). Nothing is skipped silently: a missing tool fails.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+export PATH="$PATH:$(go env GOPATH)/bin"
+
+step() { printf '\n=== %s\n' "$*"; }
+
+step "setup"
+bash scripts/setup.sh
+
+modules=(. bench)
+
+step "gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go') 2>&1 || true)
+if [[ -n "$unformatted" ]]; then
+    echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+echo "gofmt: clean"
+
+step "go vet"
+for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
+echo "go vet: clean"
+
+step "golangci-lint"
+bash scripts/lint.sh
+
+if [[ -f scripts/bench.sh ]]; then
+    step "bench harness (scripts/bench.sh --quick)"
+    bash scripts/bench.sh --quick
+fi
+
+if [[ -f scripts/fuzz.sh ]]; then
+    step "fuzz targets (scripts/fuzz.sh ${FUZZTIME:-10s})"
+    bash scripts/fuzz.sh "${FUZZTIME:-10s}"
+fi
+
+step "go test -race"
+status=0
+for m in "${modules[@]}"; do
+    (cd "$m" && go test -race -count=1 -timeout 20m ./...) || status=1
+done
+exit $status
