@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"os"
 	"runtime"
 	"strconv"
 	"time"
@@ -15,7 +16,7 @@ import (
 )
 
 // startAdmin serves the admin endpoints on addr: /debug/vars (expvar, with
-// "goroutines", "connections" and "megaws" counters added), /debug/pprof/ and
+// "pid", "goroutines", "connections" and "megaws" counters added), /debug/pprof/ and
 // /healthz. It is opt-in because it exposes process internals.
 func startAdmin(addr string, s *server.Server, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
@@ -54,6 +55,7 @@ func publishVars(s *server.Server) {
 		return
 	}
 	varsServer = s
+	expvar.Publish("pid", expvar.Func(func() any { return os.Getpid() }))
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 	expvar.Publish("connections", expvar.Func(func() any { return varsServer.Conns() }))
 	expvar.Publish("megaws", expvar.Func(func() any { return varsServer.Stats() }))
