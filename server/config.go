@@ -49,6 +49,13 @@ type Config struct {
 	// after sending its own, before closing TCP. Default: 5 s.
 	CloseTimeout time.Duration
 
+	// TimerResolution is the granularity of every timer: timeouts, keepalive,
+	// Conn.AfterFunc and the tick. Default: 10 ms.
+	TimerResolution time.Duration
+	// TickInterval, when positive and the Handler implements Ticker, calls
+	// OnTick on every event loop at this interval. Default: 0 (off).
+	TickInterval time.Duration
+
 	// Subprotocols lists the subprotocols the server speaks, in order of
 	// preference; the first one the client also offers is selected
 	// (RFC 6455 §4.2.2). Handler.OnUpgrade may override the choice.
@@ -87,6 +94,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.PingInterval, DefaultPingInterval)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.CloseTimeout, DefaultCloseTimeout)
+	setDur(&c.TimerResolution, 10*time.Millisecond)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
@@ -105,16 +113,4 @@ func setDur(p *time.Duration, def time.Duration) {
 	if *p == 0 {
 		*p = def
 	}
-}
-
-// timerResolution is the granularity of the per-loop timer wheel: a quarter of
-// the shortest enabled timeout, within [5 ms, 1 s].
-func (c *Config) timerResolution() time.Duration {
-	res := time.Second
-	for _, d := range []time.Duration{c.HandshakeTimeout, c.PingInterval, c.IdleTimeout, c.CloseTimeout} {
-		if d > 0 && d/4 < res {
-			res = d / 4
-		}
-	}
-	return max(res, 5*time.Millisecond)
 }

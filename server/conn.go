@@ -39,7 +39,7 @@ const sendqClosed = math.MinInt64 / 2
 // connection state.
 type Conn struct {
 	gc   gnet.Conn
-	l    *loop
+	l    *Loop
 	id   uint64
 	ctx  any
 	path string
@@ -68,6 +68,7 @@ type Conn struct {
 type connExt struct {
 	protocol string
 	closeErr *CloseError
+	rooms    []*Room
 }
 
 func (c *Conn) extState() *connExt {

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"errors"
 	"sync"
 	"time"
 
@@ -12,7 +13,7 @@ import (
 // wheelSize is the number of slots of a loop's timer wheel. Deadlines further
 // than wheelSize ticks away wait in their slot for another turn, so each
 // connection costs O(1) per timeout period whatever the number of connections.
-const wheelSize = 1024
+const wheelSize = 4096
 
 // parkedSlot is the list of connections without a deadline.
 const parkedSlot = wheelSize
@@ -21,9 +22,9 @@ const parkedSlot = wheelSize
 // larger payloads are written with writev, header and payload side by side.
 const corkLimit = 32 << 10
 
-// loop is megaws's state for one gnet event loop. Only that loop's goroutine
+// Loop is megaws's state for one gnet event loop. Only that loop's goroutine
 // touches it, except the fields documented otherwise.
-type loop struct {
+type Loop struct {
 	s  *Server
 	el gnet.EventLoop
 
@@ -34,15 +35,18 @@ type loop struct {
 	hdr    [codec.MaxHeaderSize]byte
 	iov    [2][]byte
 
-	now   uint32 // current wheel tick
-	slots [wheelSize + 1]Conn
-	conns int
+	idx      int
+	now      uint32 // current wheel tick
+	slots    [wheelSize + 1]Conn
+	conns    int
+	timers   timerHeap
+	nextTick uint32 // wheel tick of the next Ticker.OnTick
 
 	stats loopStats
 }
 
-func newLoop(s *Server, el gnet.EventLoop, now uint32) *loop {
-	l := &loop{s: s, el: el, now: now}
+func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
+	l := &Loop{s: s, el: el, idx: idx, now: now, nextTick: now}
 	for i := range l.slots {
 		h := &l.slots[i]
 		h.next, h.prev = h, h
@@ -51,7 +55,7 @@ func newLoop(s *Server, el gnet.EventLoop, now uint32) *loop {
 }
 
 // link puts c at the tail of slot i.
-func (l *loop) link(c *Conn, i int) {
+func (l *Loop) link(c *Conn, i int) {
 	h := &l.slots[i]
 	c.slot = uint16(i)
 	c.prev, c.next = h.prev, h
@@ -68,7 +72,7 @@ func unlink(c *Conn) {
 }
 
 // schedule arms c's timer for wheel tick due (at least one tick from now).
-func (l *loop) schedule(c *Conn, due uint32) {
+func (l *Loop) schedule(c *Conn, due uint32) {
 	if int32(due-l.now) < 1 {
 		due = l.now + 1
 	}
@@ -77,15 +81,21 @@ func (l *loop) schedule(c *Conn, due uint32) {
 	l.link(c, int(due%wheelSize))
 }
 
-func (l *loop) park(c *Conn) {
+func (l *Loop) park(c *Conn) {
 	unlink(c)
 	l.link(c, parkedSlot)
 }
 
 // advance runs the wheel up to tick target, firing due timers.
-func (l *loop) advance(target uint32) {
+func (l *Loop) advance(target uint32) {
 	for int32(target-l.now) > 0 {
 		l.now++
+		l.runTimers()
+		if l.s.ticker != nil && int32(l.now-l.nextTick) >= 0 {
+			l.nextTick = l.now + max(l.ticks(l.s.cfg.TickInterval), 1)
+			l.corked = nil
+			l.s.ticker.OnTick(l)
+		}
 		if l.conns == 0 {
 			continue
 		}
@@ -113,7 +123,7 @@ func (l *loop) advance(target uint32) {
 
 // each calls fn for every connection of the loop. fn may close c (which
 // unlinks only c) or re-arm it (it may then be visited again).
-func (l *loop) each(fn func(c *Conn)) {
+func (l *Loop) each(fn func(c *Conn)) {
 	for i := range l.slots {
 		h := &l.slots[i]
 		for c := h.next; c != h && c != nil; {
@@ -124,7 +134,7 @@ func (l *loop) each(fn func(c *Conn)) {
 	}
 }
 
-func (l *loop) ticks(d time.Duration) uint32 {
+func (l *Loop) ticks(d time.Duration) uint32 {
 	if d <= 0 {
 		return 0
 	}
@@ -132,7 +142,7 @@ func (l *loop) ticks(d time.Duration) uint32 {
 }
 
 // arm sets c's timer according to its state.
-func (l *loop) arm(c *Conn) {
+func (l *Loop) arm(c *Conn) {
 	cfg := &l.s.cfg
 	switch c.state {
 	case stateHandshake:
@@ -160,7 +170,7 @@ func (l *loop) arm(c *Conn) {
 }
 
 // fire handles an expired timer.
-func (l *loop) fire(c *Conn) {
+func (l *Loop) fire(c *Conn) {
 	cfg := &l.s.cfg
 	switch c.state {
 	case stateHandshake:
@@ -193,7 +203,7 @@ func (l *loop) fire(c *Conn) {
 
 // closeNow closes c's TCP connection from its loop; gnet flushes what is
 // buffered and calls OnClose synchronously.
-func (l *loop) closeNow(c *Conn) {
+func (l *Loop) closeNow(c *Conn) {
 	if c.state == stateGone {
 		return
 	}
@@ -202,7 +212,7 @@ func (l *loop) closeNow(c *Conn) {
 
 // startClose begins the closing handshake on the loop: close frame out,
 // state closing, close timer armed.
-func (l *loop) startClose(c *Conn, code ws.StatusCode, reason string, cause error) {
+func (l *Loop) startClose(c *Conn, code ws.StatusCode, reason string, cause error) {
 	if c.state == stateHandshake {
 		c.state = stateClosed
 		l.closeNow(c)
@@ -224,7 +234,7 @@ func (l *loop) startClose(c *Conn, code ws.StatusCode, reason string, cause erro
 
 // fail fails the connection after a protocol violation (RFC 6455 §7.1.7): the
 // close frame with the violation's code goes out, then TCP is closed.
-func (l *loop) fail(c *Conn, err error) {
+func (l *Loop) fail(c *Conn, err error) {
 	code := codec.CloseCode(err)
 	if c.state == stateOpen || c.state == stateClosing {
 		l.out = codec.AppendClose(l.out, code, "")
@@ -233,12 +243,15 @@ func (l *loop) fail(c *Conn, err error) {
 		c.extState().closeErr = &CloseError{Code: code, Err: err}
 	}
 	c.state = stateClosed
-	l.stats.protocolErrors++
+	var pe *codec.ProtocolError
+	if errors.As(err, &pe) {
+		l.stats.protocolError(pe.Reason)
+	}
 }
 
 // writeFrame writes one frame to c from its loop: into the cork buffer when c
 // is the connection being served, directly otherwise.
-func (l *loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
+func (l *Loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(len(payload))
 	if len(payload) <= corkLimit {
@@ -260,7 +273,7 @@ func (l *loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
 
 // flush writes the cork buffer to c. gnet copies whatever the socket does not
 // take at once, so the buffer is free again on return.
-func (l *loop) flush(c *Conn) {
+func (l *Loop) flush(c *Conn) {
 	if len(l.out) == 0 {
 		return
 	}
@@ -276,7 +289,7 @@ func (l *loop) flush(c *Conn) {
 }
 
 // checkQueue closes a connection whose unsent bytes exceed MaxWriteQueue.
-func (l *loop) checkQueue(c *Conn) {
+func (l *Loop) checkQueue(c *Conn) {
 	if c.state == stateGone || c.state == stateClosed {
 		return
 	}

@@ -62,7 +62,7 @@ func (s *Server) handshake(c *Conn) {
 	c.flags |= flagOpened
 	c.lastRead = l.now
 	s.open.Add(1)
-	s.handshakes.Add(1)
+	l.stats.handshakes++
 	l.arm(c)
 	s.h.OnOpen(c)
 }
@@ -73,18 +73,18 @@ func (s *Server) reject(c *Conn, err error) {
 	if !errors.As(err, &he) {
 		he = &codec.HandshakeError{Status: 403, Reason: "upgrade refused"}
 	}
-	s.rejected.Add(1)
+	c.l.stats.reject(he.Status)
 	c.l.out = codec.AppendRejection(c.l.out, he)
 	c.state = stateClosed
 }
 
 // plainHTTP answers a request that does not ask for a WebSocket.
 func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
-	s.rejected.Add(1)
 	l := c.l
 	c.state = stateClosed
 	method := string(req.Method)
 	if method != "GET" && method != "HEAD" {
+		l.stats.reject(codec.ErrMethod.Status)
 		l.out = codec.AppendRejection(l.out, codec.ErrMethod)
 		return
 	}
@@ -95,6 +95,7 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	}
 	if status == 0 {
 		if string(req.Path()) != "/healthz" {
+			l.stats.reject(codec.ErrNotUpgrade.Status)
 			l.out = codec.AppendRejection(l.out, codec.ErrNotUpgrade)
 			return
 		}
@@ -103,6 +104,7 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	if method == "HEAD" {
 		body = nil
 	}
+	l.stats.reject(status)
 	l.out = codec.AppendResponseType(l.out, status, ctype, "", body)
 }
 

@@ -20,11 +20,12 @@ import (
 type Server struct {
 	gnet.BuiltinEventEngine
 
-	cfg  Config
-	h    Handler
-	http HTTPResponder
-	log  *slog.Logger
-	res  time.Duration
+	cfg    Config
+	h      Handler
+	http   HTTPResponder
+	ticker Ticker
+	log    *slog.Logger
+	res    time.Duration
 
 	eng      gnet.Engine
 	start    time.Time
@@ -34,13 +35,14 @@ type Server struct {
 	stopping atomic.Bool
 	nextID   atomic.Uint64
 
-	open       atomic.Int64 // open WebSocket connections
-	handshakes atomic.Uint64
-	rejected   atomic.Uint64
+	open atomic.Int64 // open WebSocket connections
 
 	mu    sync.Mutex
-	loops []*loop
-	tick  context.CancelFunc
+	loops []*Loop
+
+	roomsMu sync.Mutex
+	rooms   map[string]*Room
+	tick    context.CancelFunc
 }
 
 // New returns a Server that sends events to h, configured by a copy of cfg
@@ -49,7 +51,10 @@ func New(h Handler, cfg Config) *Server {
 	c := cfg.withDefaults()
 	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{})}
 	s.http, _ = h.(HTTPResponder)
-	s.res = c.timerResolution()
+	if c.TickInterval > 0 {
+		s.ticker, _ = h.(Ticker)
+	}
+	s.res = c.TimerResolution
 	return s
 }
 
@@ -99,7 +104,7 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.tick = cancel
-	go s.ticker(ctx)
+	go s.runTicker(ctx)
 	close(s.ready)
 	s.log.Info("megaws listening", "addr", s.addr, "loops", s.cfg.Loops)
 	return gnet.None
@@ -112,8 +117,8 @@ func (s *Server) OnShutdown(gnet.Engine) {
 	}
 }
 
-// ticker drives every loop's timer wheel: one goroutine per server.
-func (s *Server) ticker(ctx context.Context) {
+// runTicker drives every loop's timer wheel: one goroutine per server.
+func (s *Server) runTicker(ctx context.Context) {
 	t := time.NewTicker(s.res)
 	defer t.Stop()
 	for {
@@ -126,10 +131,11 @@ func (s *Server) ticker(ctx context.Context) {
 			loops := s.loops
 			s.mu.Unlock()
 			for _, l := range loops {
+				if l.conns == 0 && s.ticker == nil && len(l.timers) == 0 {
+					continue // an idle loop catches up on its next tick
+				}
 				_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
 					l.advance(target)
-					l.stats.conns = uint64(l.conns)
-					l.stats.publish()
 					return nil
 				}))
 			}
@@ -138,7 +144,7 @@ func (s *Server) ticker(ctx context.Context) {
 }
 
 // loopOf returns megaws's state for gnet's event loop el, creating it on first use.
-func (s *Server) loopOf(el gnet.EventLoop) *loop {
+func (s *Server) loopOf(el gnet.EventLoop) *Loop {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, l := range s.loops {
@@ -146,7 +152,7 @@ func (s *Server) loopOf(el gnet.EventLoop) *loop {
 			return l
 		}
 	}
-	l := newLoop(s, el, uint32(time.Since(s.start)/s.res))
+	l := newLoop(s, el, len(s.loops), uint32(time.Since(s.start)/s.res))
 	// Copy on write: the ticker and Stats iterate the slice without the lock.
 	s.loops = append(s.loops[:len(s.loops):len(s.loops)], l)
 	return l
@@ -158,6 +164,10 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
+	if l.conns == 0 {
+		// The ticker skips loops without connections; catch up first.
+		l.advance(uint32(time.Since(s.start) / s.res))
+	}
 	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)}
 	gc.SetContext(c)
 	l.conns++
@@ -183,6 +193,7 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	if l.corked == c {
 		l.out = l.out[:0]
 	}
+	c.leaveAll()
 	if c.flags&flagOpened == 0 {
 		return gnet.None
 	}
@@ -196,6 +207,7 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 			ce.Err = ErrClosed
 		}
 	}
+	l.stats.closed(ce.Code)
 	s.h.OnClose(c, ce)
 	return gnet.None
 }

@@ -1,73 +1,133 @@
 package server
 
-import "sync/atomic"
+import (
+	"context"
+	"sync"
+	"time"
 
-// loopStats are one loop's counters. The loop increments the plain fields on
-// its hot path (no atomics, no sharing) and publishes a copy at every timer
-// tick; readers only ever load the published copy.
-type loopStats struct {
-	msgsIn, msgsOut, bytesIn, bytesOut uint64
-	protocolErrors, queueDrops         uint64
-	conns                              uint64
-
-	pub [statCount]atomic.Uint64
-}
-
-const (
-	statMsgsIn = iota
-	statMsgsOut
-	statBytesIn
-	statBytesOut
-	statProtocolErrors
-	statQueueDrops
-	statConns
-	statCount
+	"github.com/gobwas/ws"
+	"github.com/panjf2000/gnet/v2"
 )
 
-func (st *loopStats) publish() {
-	st.pub[statMsgsIn].Store(st.msgsIn)
-	st.pub[statMsgsOut].Store(st.msgsOut)
-	st.pub[statBytesIn].Store(st.bytesIn)
-	st.pub[statBytesOut].Store(st.bytesOut)
-	st.pub[statProtocolErrors].Store(st.protocolErrors)
-	st.pub[statQueueDrops].Store(st.queueDrops)
-	st.pub[statConns].Store(st.conns)
+// loopStats are one loop's counters. Only the loop touches them (plain fields,
+// no atomics, nothing shared on the hot path); Server.Stats collects them by
+// running a task on each loop.
+type loopStats struct {
+	msgsIn, msgsOut, bytesIn, bytesOut uint64
+	queueDrops                         uint64
+	handshakes                         uint64
+	rejected                           map[int]uint64           // HTTP status of refused handshakes and plain answers
+	closeCodes                         map[ws.StatusCode]uint64 // close codes of finished connections
+	protocolErrors                     map[string]uint64        // by violation
 }
 
-// Stats is a snapshot of a server's counters, summed over its event loops. The
-// loops publish their counters at every timer tick, so a snapshot may be one
-// tick (at most a second) behind.
+func (st *loopStats) reject(status int) {
+	if st.rejected == nil {
+		st.rejected = make(map[int]uint64)
+	}
+	st.rejected[status]++
+}
+
+func (st *loopStats) closed(code ws.StatusCode) {
+	if st.closeCodes == nil {
+		st.closeCodes = make(map[ws.StatusCode]uint64)
+	}
+	st.closeCodes[code]++
+}
+
+func (st *loopStats) protocolError(kind string) {
+	if st.protocolErrors == nil {
+		st.protocolErrors = make(map[string]uint64)
+	}
+	st.protocolErrors[kind]++
+}
+
+// Stats is a snapshot of a server's counters, summed over its event loops.
 type Stats struct {
-	Conns          int64  // open WebSocket connections (exact)
-	Loops          int    // event loops
-	MessagesIn     uint64 // complete messages received
-	MessagesOut    uint64 // frames written by the loops (messages, pings, pongs)
-	BytesIn        uint64 // payload bytes received
-	BytesOut       uint64 // payload bytes written by the loops
-	ProtocolErrors uint64 // connections failed for a protocol violation
-	QueueDrops     uint64 // connections closed for a full write queue
-	Handshakes     uint64 // successful upgrades
-	Rejected       uint64 // refused handshakes and plain HTTP answers
+	Conns       int64  // open WebSocket connections
+	Loops       int    // event loops
+	Handshakes  uint64 // successful upgrades
+	MessagesIn  uint64 // complete messages received
+	MessagesOut uint64 // frames written (messages, pings, pongs, broadcasts per recipient)
+	BytesIn     uint64 // payload bytes received
+	BytesOut    uint64 // payload bytes written
+	QueueDrops  uint64 // connections closed for a full write queue
+	// Rejected counts refused handshakes and plain HTTP answers by status.
+	Rejected map[int]uint64
+	// CloseCodes counts finished connections by close code (1006: no close frame).
+	CloseCodes map[ws.StatusCode]uint64
+	// ProtocolErrors counts connections failed for a protocol violation, by kind.
+	ProtocolErrors map[string]uint64
 }
 
-// Stats returns the server's counters. Any goroutine.
+// Stats collects the counters of every loop by running a task on each (so
+// the loops never share a counter); a loop that does not answer within a
+// second is left out. Any goroutine; meant for scrapes, not hot paths.
 func (s *Server) Stats() Stats {
-	st := Stats{Conns: s.open.Load(), Handshakes: s.handshakes.Load(), Rejected: s.rejected.Load()}
+	st := Stats{
+		Conns:          s.open.Load(),
+		Loops:          s.cfg.Loops,
+		Rejected:       map[int]uint64{},
+		CloseCodes:     map[ws.StatusCode]uint64{},
+		ProtocolErrors: map[string]uint64{},
+	}
 	s.mu.Lock()
 	loops := s.loops
 	s.mu.Unlock()
-	st.Loops = len(loops)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
 	for _, l := range loops {
-		p := &l.stats.pub
-		st.MessagesIn += p[statMsgsIn].Load()
-		st.MessagesOut += p[statMsgsOut].Load()
-		st.BytesIn += p[statBytesIn].Load()
-		st.BytesOut += p[statBytesOut].Load()
-		st.ProtocolErrors += p[statProtocolErrors].Load()
-		st.QueueDrops += p[statQueueDrops].Load()
+		wg.Add(1)
+		done := make(chan struct{})
+		err := l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+			defer close(done)
+			mu.Lock()
+			defer mu.Unlock()
+			ls := &l.stats
+			st.Handshakes += ls.handshakes
+			st.MessagesIn += ls.msgsIn
+			st.MessagesOut += ls.msgsOut
+			st.BytesIn += ls.bytesIn
+			st.BytesOut += ls.bytesOut
+			st.QueueDrops += ls.queueDrops
+			for k, v := range ls.rejected {
+				st.Rejected[k] += v
+			}
+			for k, v := range ls.closeCodes {
+				st.CloseCodes[k] += v
+			}
+			for k, v := range ls.protocolErrors {
+				st.ProtocolErrors[k] += v
+			}
+			return nil
+		}))
+		go func() {
+			defer wg.Done()
+			if err != nil {
+				return
+			}
+			select {
+			case <-done:
+			case <-ctx.Done():
+			}
+		}()
 	}
-	if st.Loops < s.cfg.Loops {
-		st.Loops = s.cfg.Loops
+	wg.Wait()
+	mu.Lock()
+	defer mu.Unlock()
+	return Stats{
+		Conns: st.Conns, Loops: st.Loops, Handshakes: st.Handshakes,
+		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
+		QueueDrops: st.QueueDrops, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
 	}
-	return st
+}
+
+func clone[K comparable](m map[K]uint64) map[K]uint64 {
+	c := make(map[K]uint64, len(m))
+	for k, v := range m {
+		c[k] = v
+	}
+	return c
 }
