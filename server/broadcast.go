@@ -19,11 +19,10 @@ func (f *sharedFrame) release() {
 
 // writeSharedTo writes a shared frame (payload length n) to c if it is open.
 func (l *Loop) writeSharedTo(c *Conn, f *sharedFrame, n int) {
-	if c.state != stateOpen {
+	if c.state != stateOpen || l.queueFull(c) {
 		return
 	}
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(n)
 	_, _ = c.gc.Write(*f.buf)
-	l.checkQueue(c)
 }

@@ -1,6 +1,7 @@
 package server
 
 import (
+	"compress/flate"
 	"io"
 	"log/slog"
 	"runtime"
@@ -66,6 +67,18 @@ type Config struct {
 	// as non-browser clients send no Origin).
 	AllowedOrigins []string
 
+	// Compression enables permessage-deflate (RFC 7692) for clients that
+	// offer it. megaws always negotiates no context takeover in both
+	// directions, so an idle connection holds no compression state and one
+	// compressor per event loop serves all its connections. Default: off.
+	Compression bool
+	// CompressionThreshold is the smallest payload that is compressed when
+	// compression was negotiated; smaller messages go out uncompressed.
+	// Default: 256 bytes.
+	CompressionThreshold int
+	// CompressionLevel is the compress/flate level. Default: flate.BestSpeed.
+	CompressionLevel int
+
 	// Logger receives lifecycle and error logs, never per-message logs.
 	// Default: discard.
 	Logger *slog.Logger
@@ -95,6 +108,10 @@ func (c Config) withDefaults() Config {
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.CloseTimeout, DefaultCloseTimeout)
 	setDur(&c.TimerResolution, 10*time.Millisecond)
+	setInt(&c.CompressionThreshold, 256)
+	if c.CompressionLevel == 0 {
+		c.CompressionLevel = flate.BestSpeed
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}

@@ -22,8 +22,10 @@ const (
 
 // Connection flags.
 const (
-	flagOpened uint8 = 1 << iota // OnOpen was called, so OnClose must be
-	flagPinged                   // a keepalive ping is outstanding
+	flagOpened     uint8 = 1 << iota // OnOpen was called, so OnClose must be
+	flagPinged                       // a keepalive ping is outstanding
+	flagDeflate                      // permessage-deflate was negotiated
+	flagCompressed                   // the fragmented message in progress is compressed
 )
 
 // sendqClosed marks sendq of a closed connection: any Add of a queue-sized
@@ -50,6 +52,7 @@ type Conn struct {
 	next, prev *Conn
 	due        uint32 // wheel tick at which the connection's timer fires
 	lastRead   uint32 // wheel tick of the last frame received
+	partial    uint32 // payload bytes of the incomplete current frame already UTF-8 validated
 	slot       uint16
 	state      uint8
 	flags      uint8
@@ -141,18 +144,24 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 		c.sendq.Add(-n)
 		return ErrClosed
 	}
-	if q > int64(c.l.s.cfg.MaxWriteQueue) {
+	if q-n > int64(c.l.s.cfg.MaxWriteQueue) {
 		c.sendq.Add(-n)
 		c.closeAsync(ws.StatusPolicyViolation, "write queue full", ErrWriteQueueFull)
 		return ErrWriteQueueFull
 	}
 	fb := getFrameBuf(int(n))
-	*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
+	if c.compress(op, len(payload)) {
+		d := getDeflater(c.l.s.cfg.CompressionLevel)
+		*fb = appendCompressedFrame((*fb)[:0], d, op, payload)
+		deflaters.Put(d)
+	} else {
+		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
+	}
 	err := c.gc.AsyncWrite(*fb, func(gnet.Conn, error) error {
 		c.sendq.Add(-n)
 		putFrameBuf(fb)
 		if c.state == stateOpen {
-			c.l.checkQueue(c)
+			c.l.queueFull(c)
 		}
 		return nil
 	})
@@ -163,6 +172,14 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 	}
 	return nil
 }
+
+// compress reports whether a message of n bytes goes out compressed.
+func (c *Conn) compress(op ws.OpCode, n int) bool {
+	return c.flags&flagDeflate != 0 && op.IsData() && n >= c.l.s.cfg.CompressionThreshold
+}
+
+// Compressed reports whether permessage-deflate was negotiated. Any goroutine after OnOpen.
+func (c *Conn) Compressed() bool { return c.flags&flagDeflate != 0 }
 
 // Ping sends a ping with payload (at most 125 bytes) from any goroutine.
 func (c *Conn) Ping(payload []byte) error { return c.Send(ws.OpPing, payload) }

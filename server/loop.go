@@ -43,6 +43,10 @@ type Loop struct {
 	nextTick uint32 // wheel tick of the next Ticker.OnTick
 
 	stats loopStats
+
+	inflater codec.Inflater
+	deflater *codec.Deflater // created on first use
+	zbuf     []byte          // compressed payload scratch
 }
 
 func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
@@ -252,10 +256,30 @@ func (l *Loop) fail(c *Conn, err error) {
 // writeFrame writes one frame to c from its loop: into the cork buffer when c
 // is the connection being served, directly otherwise.
 func (l *Loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
+	if l.corked != c || len(l.out) == 0 {
+		// Corked frames are checked once, before the first.
+		if l.queueFull(c) {
+			return
+		}
+	}
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(len(payload))
+	var rsv byte
+	if c.compress(op, len(payload)) {
+		if l.deflater == nil {
+			l.deflater = getDeflater(l.s.cfg.CompressionLevel)
+		}
+		l.zbuf = l.deflater.AppendDeflate(l.zbuf[:0], payload)
+		payload, rsv = l.zbuf, rsv1
+		defer func() {
+			if cap(l.zbuf) > 4*corkLimit {
+				l.zbuf = nil
+			}
+		}()
+	}
 	if len(payload) <= corkLimit {
-		l.out = codec.AppendFrame(l.out, op, true, payload)
+		l.out = codec.AppendHeader(l.out, ws.Header{Fin: true, Rsv: rsv, OpCode: op, Length: int64(len(payload))})
+		l.out = append(l.out, payload...)
 		if l.corked != c {
 			l.flush(c)
 		}
@@ -264,11 +288,10 @@ func (l *Loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
 	if len(l.out) > 0 {
 		l.flush(c)
 	}
-	hdr := codec.AppendHeader(l.hdr[:0], ws.Header{Fin: true, OpCode: op, Length: int64(len(payload))})
+	hdr := codec.AppendHeader(l.hdr[:0], ws.Header{Fin: true, Rsv: rsv, OpCode: op, Length: int64(len(payload))})
 	l.iov[0], l.iov[1] = hdr, payload
 	_, _ = c.gc.Writev(l.iov[:])
 	l.iov[0], l.iov[1] = nil, nil
-	l.checkQueue(c)
 }
 
 // flush writes the cork buffer to c. gnet copies whatever the socket does not
@@ -285,23 +308,51 @@ func (l *Loop) flush(c *Conn) {
 	} else {
 		l.out = l.out[:0]
 	}
-	l.checkQueue(c)
 }
 
-// checkQueue closes a connection whose unsent bytes exceed MaxWriteQueue.
-func (l *Loop) checkQueue(c *Conn) {
-	if c.state == stateGone || c.state == stateClosed {
-		return
+// queueFull reports whether c's unsent bytes exceed MaxWriteQueue and, if so,
+// closes it (1008, ErrWriteQueueFull). It runs before each write, so one
+// message larger than the limit still goes out whole, while a peer that
+// stops reading holds at most the limit plus one message.
+func (l *Loop) queueFull(c *Conn) bool {
+	if c.state != stateOpen && c.state != stateClosing {
+		return true
 	}
-	if c.gc.OutboundBuffered() > l.s.cfg.MaxWriteQueue {
-		l.stats.queueDrops++
-		c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "write queue full", Err: ErrWriteQueueFull}
-		// The queue is full, so a close frame could not get through anyway.
-		c.state = stateClosed
-		if l.corked != c {
-			l.closeNow(c)
-		}
+	if c.gc.OutboundBuffered() <= l.s.cfg.MaxWriteQueue {
+		return false
 	}
+	l.stats.queueDrops++
+	c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "write queue full", Err: ErrWriteQueueFull}
+	// The queue is full, so a close frame could not get through anyway.
+	c.state = stateClosed
+	if l.corked != c {
+		l.closeNow(c)
+	}
+	return true
+}
+
+// rsv1 is the RSV1 bit in ws.Header.Rsv: "per-message compressed" (RFC 7692 §6).
+const rsv1 = 0x4
+
+// deflaters recycles compressors for Send, which runs on arbitrary goroutines.
+var deflaters sync.Pool
+
+func getDeflater(level int) *codec.Deflater {
+	if d, ok := deflaters.Get().(*codec.Deflater); ok {
+		return d
+	}
+	d, err := codec.NewDeflater(level)
+	if err != nil {
+		d, _ = codec.NewDeflater(1)
+	}
+	return d
+}
+
+// appendCompressedFrame appends a compressed data frame carrying p.
+func appendCompressedFrame(dst []byte, d *codec.Deflater, op ws.OpCode, p []byte) []byte {
+	z := d.AppendDeflate(nil, p)
+	dst = codec.AppendHeader(dst, ws.Header{Fin: true, Rsv: rsv1, OpCode: op, Length: int64(len(z))})
+	return append(dst, z...)
 }
 
 // frameBufs recycles the frame buffers of Send.

@@ -56,7 +56,12 @@ func (s *Server) handshake(c *Conn) {
 	if r.protocol != "" {
 		c.extState().protocol = r.protocol
 	}
-	l.out = codec.AppendUpgradeResponse(l.out, req.Key, r.protocol, "")
+	ext := ""
+	if s.cfg.Compression && req.NegotiateDeflate() {
+		ext = codec.DeflateResponse
+		c.flags |= flagDeflate
+	}
+	l.out = codec.AppendUpgradeResponse(l.out, req.Key, r.protocol, ext)
 	_, _ = gc.Discard(n)
 	c.state = stateOpen
 	c.flags |= flagOpened
@@ -126,7 +131,7 @@ func (s *Server) readFrames(c *Conn) {
 		if hn == 0 {
 			return
 		}
-		if err := codec.CheckClientHeader(h, c.fragOp, false); err != nil {
+		if err := codec.CheckClientHeader(h, c.fragOp, c.flags&flagDeflate != 0); err != nil {
 			l.fail(c, err)
 			return
 		}
@@ -142,6 +147,7 @@ func (s *Server) readFrames(c *Conn) {
 		}
 		total := hn + int(h.Length)
 		if avail < total {
+			s.validatePartial(c, h, hn, avail)
 			return
 		}
 		buf, _ := gc.Peek(total)
@@ -150,11 +156,54 @@ func (s *Server) readFrames(c *Conn) {
 		c.lastRead = l.now
 		c.flags &^= flagPinged
 		s.frame(c, h, p)
+		c.partial = 0
 		if c.state == stateGone {
 			return
 		}
 		_, _ = gc.Discard(total)
 	}
+}
+
+// partialLimit bounds the bytes of an incomplete frame that are validated as
+// they arrive: gnet can only show the frame from its start, so each check
+// copies up to this much.
+const partialLimit = 64 << 10
+
+// validatePartial checks the UTF-8 of a text frame whose payload has only
+// partly arrived, so that invalid text fails the connection at once (RFC 6455
+// §8.1, Autobahn 6.4.3-6.4.4) rather than when the frame completes. It works on
+// a copy: the frame is unmasked in place only once it is whole.
+func (s *Server) validatePartial(c *Conn, h ws.Header, hn, avail int) {
+	if h.Rsv != 0 || avail > partialLimit || !isText(c, h) {
+		return
+	}
+	have := avail - hn
+	if have <= int(c.partial) {
+		return
+	}
+	if c.partial == 0 && h.OpCode == ws.OpText {
+		c.utf8.Reset()
+	}
+	b, _ := c.gc.Peek(avail)
+	var scratch [512]byte
+	for off := int(c.partial); off < have; {
+		n := copy(scratch[:], b[hn+off:])
+		codec.UnmaskInPlace(scratch[:n], h.Mask, off)
+		if !c.utf8.Feed(scratch[:n]) {
+			c.l.fail(c, codec.ErrInvalidUTF8)
+			return
+		}
+		off += n
+	}
+	c.partial = uint32(have)
+}
+
+// isText reports whether h carries (part of) an uncompressed text message.
+func isText(c *Conn, h ws.Header) bool {
+	if h.OpCode == ws.OpText {
+		return true
+	}
+	return h.OpCode == ws.OpContinuation && c.fragOp == ws.OpText && c.flags&flagCompressed == 0
 }
 
 // frame dispatches one complete, unmasked frame.
@@ -191,7 +240,14 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	l := c.l
 	if h.Fin && h.OpCode != ws.OpContinuation {
 		// A whole message in one frame: handed over straight from gnet's buffer.
-		if h.OpCode == ws.OpText && !utf8.Valid(p) {
+		if h.Rsv != 0 {
+			var err error
+			if p, err = l.inflater.Inflate(p, s.cfg.MaxMessageSize); err != nil {
+				l.fail(c, err)
+				return
+			}
+		}
+		if h.OpCode == ws.OpText && !validText(c, p) {
 			l.fail(c, codec.ErrInvalidUTF8)
 			return
 		}
@@ -202,10 +258,20 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	}
 	if h.OpCode != ws.OpContinuation {
 		c.fragOp = h.OpCode
-		c.utf8.Reset()
+		if c.partial == 0 {
+			c.utf8.Reset()
+		}
 		c.asm = getAsm()
+		c.flags &^= flagCompressed
+		if h.Rsv != 0 {
+			c.flags |= flagCompressed
+		}
 	}
-	if c.fragOp == ws.OpText && !c.utf8.Feed(p) {
+	compressed := c.flags&flagCompressed != 0
+	// Uncompressed text is validated as it arrives, so invalid UTF-8 fails
+	// the connection before the message completes; compressed text can only
+	// be checked once inflated.
+	if c.fragOp == ws.OpText && !compressed && !c.utf8.Feed(p[c.partial:]) {
 		l.fail(c, codec.ErrInvalidUTF8) // fail fast, before the message completes
 		return
 	}
@@ -213,16 +279,27 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	if !h.Fin {
 		return
 	}
-	if c.fragOp == ws.OpText && !c.utf8.Complete() {
+	op, msg := c.fragOp, c.asm
+	c.fragOp, c.asm = 0, nil
+	defer putAsm(msg)
+	payload := *msg
+	if compressed {
+		var err error
+		if payload, err = l.inflater.Inflate(payload, s.cfg.MaxMessageSize); err != nil {
+			l.fail(c, err)
+			return
+		}
+		if op == ws.OpText && !utf8.Valid(payload) {
+			l.fail(c, codec.ErrInvalidUTF8)
+			return
+		}
+	} else if op == ws.OpText && !c.utf8.Complete() {
 		l.fail(c, codec.ErrInvalidUTF8)
 		return
 	}
-	op, msg := c.fragOp, c.asm
-	c.fragOp, c.asm = 0, nil
 	l.stats.msgsIn++
-	l.stats.bytesIn += uint64(len(*msg))
-	s.h.OnMessage(c, op, *msg)
-	putAsm(msg)
+	l.stats.bytesIn += uint64(len(payload))
+	s.h.OnMessage(c, op, payload)
 }
 
 // asmPool recycles reassembly buffers of fragmented messages.
@@ -241,6 +318,15 @@ func putAsm(b *[]byte) {
 	if cap(*b) <= 1<<20 {
 		asmPool.Put(b)
 	}
+}
+
+// validText validates a single-frame text message, continuing from the bytes
+// validatePartial already checked.
+func validText(c *Conn, p []byte) bool {
+	if c.partial == 0 {
+		return utf8.Valid(p)
+	}
+	return c.utf8.Feed(p[c.partial:]) && c.utf8.Complete()
 }
 
 func contains(list []string, v string) bool {

@@ -131,9 +131,6 @@ func (s *Server) runTicker(ctx context.Context) {
 			loops := s.loops
 			s.mu.Unlock()
 			for _, l := range loops {
-				if l.conns == 0 && s.ticker == nil && len(l.timers) == 0 {
-					continue // an idle loop catches up on its next tick
-				}
 				_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
 					l.advance(target)
 					return nil
@@ -164,10 +161,6 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
-	if l.conns == 0 {
-		// The ticker skips loops without connections; catch up first.
-		l.advance(uint32(time.Since(s.start) / s.res))
-	}
 	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)}
 	gc.SetContext(c)
 	l.conns++

@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/megaws/megaws/examples/demo"
 	"github.com/megaws/megaws/server"
 )
 
@@ -34,7 +35,7 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "TCP address to listen on (port 0 picks a free port)")
-	fs.StringVar(&f.mode, "mode", "echo", "echo: send every message back; broadcast: send every message to every connection; sink: read and drop")
+	fs.StringVar(&f.mode, "mode", "echo", "echo: send every message back; broadcast: send every message to every connection; sink: read and drop; demo: a shared board page at / (open it in several browser tabs)")
 	fs.IntVar(&f.loops, "loops", runtime.NumCPU(), "event loops per process")
 	fs.IntVar(&f.workers, "workers", 1, "processes sharing the port with SO_REUSEPORT (for hosts whose per-process open-files limit is below the target connection count)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
@@ -47,6 +48,8 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", server.DefaultPingInterval, "silence before a keepalive ping (negative disables)")
 	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "silence, pongs included, before the connection is closed (negative disables)")
 	fs.DurationVar(&f.cfg.CloseTimeout, "close-timeout", server.DefaultCloseTimeout, "wait for the peer's close frame")
+	fs.BoolVar(&f.cfg.Compression, "compression", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it; no context takeover")
+	fs.IntVar(&f.cfg.CompressionThreshold, "compression-threshold", 256, "smallest payload compressed when deflate is negotiated")
 	stopTimeout := fs.Duration("stop-timeout", 5*time.Second, "graceful stop deadline on SIGINT/SIGTERM")
 	fs.IntVar(&f.worker, "worker-index", 0, "internal: index of a --workers child")
 	if err := fs.Parse(args); err != nil {
@@ -56,9 +59,9 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 		return nil, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
 	switch f.mode {
-	case "echo", "broadcast", "sink":
+	case "echo", "broadcast", "sink", "demo":
 	default:
-		return nil, fmt.Errorf("unknown --mode %q (echo, broadcast or sink)", f.mode)
+		return nil, fmt.Errorf("unknown --mode %q (echo, broadcast, sink or demo)", f.mode)
 	}
 	if f.workers < 1 || f.loops < 1 {
 		return nil, errors.New("--workers and --loops must be at least 1")
@@ -93,6 +96,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	s := server.New(h, f.cfg)
 	if b, ok := h.(*broadcastHandler); ok {
 		b.s = s
+	}
+	if d, ok := h.(*demo.Demo); ok {
+		defer d.Start(s)()
 	}
 
 	errc := make(chan error, 1)
