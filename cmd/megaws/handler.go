@@ -2,6 +2,7 @@ package main
 
 import (
 	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/examples/demo"
 	"github.com/megaws/megaws/server"
 )
 
@@ -24,13 +25,15 @@ func (h *broadcastHandler) OnMessage(_ *server.Conn, op ws.OpCode, p []byte) {
 type sinkHandler struct{ server.BaseHandler }
 
 // newHandler returns the handler for a --mode. The caller sets the broadcast
-// handler's server once it exists.
+// handler's server once it exists, and starts the demo's.
 func newHandler(mode string) server.Handler {
 	switch mode {
 	case "broadcast":
 		return &broadcastHandler{}
 	case "sink":
 		return sinkHandler{}
+	case "demo":
+		return demo.New()
 	}
 	return echoHandler{}
 }
