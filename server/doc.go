@@ -1,0 +1,116 @@
+// Package server is megaws's WebSocket (RFC 6455) server and its embedding
+// API: a Handler receives each connection's events on gnet event loops, with
+// rooms that broadcast one encoded frame to many connections, timers and a
+// tick that run on the loops, and per-loop counters for metrics.
+//
+// A server is a Handler, a Config and an address:
+//
+//	type game struct{ server.BaseHandler }
+//
+//	func (game) OnMessage(c *server.Conn, op ws.OpCode, p []byte) { _ = c.WriteMessage(op, p) }
+//
+//	s := server.New(game{}, server.Config{})
+//	go s.ListenAndServe("127.0.0.1:8080")
+//	<-s.Ready()
+//	...
+//	s.Stop(ctx) // close 1001 to everyone, then shut down
+//
+// # Threading model
+//
+// A server runs Config.Loops event loops (default: one per CPU), each a
+// goroutine that owns a share of the connections; besides them the server
+// keeps one goroutine that drives the timers. There is no goroutine per
+// connection, and an idle connection holds no read or write buffer.
+//
+// Everything megaws calls runs on the event loop that owns the connection,
+// one call at a time per loop:
+//
+//   - the Handler's OnUpgrade, OnOpen, OnMessage and OnClose;
+//   - HTTPResponder.ServeHTTP, for plain HTTP GETs on the WebSocket port;
+//   - Ticker.OnTick, on every loop each Config.TickInterval;
+//   - the functions given to Conn.AfterFunc, Loop.AfterFunc and Conn.Do.
+//
+// So state that belongs to one connection (Conn.SetContext) or is touched only
+// from one loop (by Loop.Index, in OnTick and Loop.Each) needs no lock. State
+// shared by connections of different loops, such as a game world, needs a
+// lock or an owner goroutine of its own.
+//
+// None of these callbacks may block: while one runs, every other connection of
+// its loop waits, their timers and keepalive pings included. Database calls,
+// file I/O, sleeps and channel sends that may wait belong to the application's
+// own goroutines, which answer with the goroutine-safe methods below, or with
+// Conn.Do to run code back on the connection's loop.
+//
+// # Which methods are safe where
+//
+// Safe from any goroutine: Server.Room, Server.Broadcast, Server.SendTo,
+// Server.Stats, Server.Conns, Server.Stop; Room.Join, Room.Leave,
+// Room.Publish, Room.PublishExcept, Room.Len; Conn.Send, Conn.Ping,
+// Conn.Close, Conn.Do, Conn.ID, Conn.Path, Conn.Loop; Loop.Index. None of them
+// blocks on the network: they queue work for the loops.
+//
+// Loop only (from a callback running on the connection's loop): Conn.WriteMessage,
+// Conn.WriteText, Conn.WriteBinary, Conn.Context, Conn.SetContext,
+// Conn.RemoteAddr, Conn.AfterFunc, Loop.AfterFunc, Loop.Each, Loop.Len and
+// Timer.Stop. Writes made during OnMessage are coalesced into one write
+// when the loop has handled the bytes that arrived.
+//
+// # Borrowed memory
+//
+// The payload handed to OnMessage is borrowed from the loop's buffers (for a
+// single-frame message it is gnet's input buffer, unmasked in place): it is
+// valid only until OnMessage returns and must not be retained or handed to
+// another goroutine. Clone copies it. A *Request is valid only during the
+// OnUpgrade or ServeHTTP call that receives it. In the other direction,
+// nothing keeps the caller's slice: WriteMessage, Send, Publish, Broadcast and
+// SendTo copy or write the payload before they return, and the body returned
+// by ServeHTTP is written before the loop's next event, so it may be a shared
+// static slice.
+//
+// # Broadcast
+//
+// Room.Publish, Room.PublishExcept, Server.Broadcast and Server.SendTo encode
+// the frame once into a pooled buffer shared by every recipient, and each
+// loop writes those same bytes to its own members: no per-recipient copy or
+// allocation. A recipient that does not read is bounded by
+// Config.MaxWriteQueue, never by memory growing without end. Rooms are left
+// automatically when a connection closes.
+//
+// # Limits
+//
+// Every limit has a default (the zero Config is ready to use) and the answer
+// the RFCs prescribe:
+//
+//	limit              Config field        default    outcome
+//	request head       MaxHeaderBytes      8 KiB      HTTP 431
+//	header lines       MaxHeaderLines      64         HTTP 431
+//	connections        MaxConns            1,000,000  HTTP 503 before the upgrade
+//	origin             AllowedOrigins      any        HTTP 403
+//	handshake time     HandshakeTimeout    10 s       TCP close
+//	message size       MaxMessageSize      16 MiB     close 1009, checked after reassembly and decompression
+//	slow reader        MaxWriteQueue       4 MiB      close 1008, ErrWriteQueueFull
+//	silence            PingInterval        25 s       a ping
+//	silence, pongs too IdleTimeout         60 s       close 1001, ErrIdleTimeout
+//	close handshake    CloseTimeout        5 s        TCP close, ErrCloseTimeout
+//
+// A plain HTTP request without an upgrade gets 426 Upgrade Required (200 on
+// /healthz) unless the Handler implements HTTPResponder. Protocol violations
+// fail the connection with 1002, invalid UTF-8 with 1007 (RFC 6455 §7.4.1),
+// never with a panic, and other connections are unaffected.
+//
+// # Errors
+//
+// OnClose receives a *CloseError for every connection that was open: its Code
+// is the close status (the peer's when Remote is set, 1006 when TCP ended
+// without a close frame) and its Err the cause, which errors.Is matches
+// against this package's sentinels (ErrIdleTimeout, ErrWriteQueueFull, ...) and
+// codec's protocol errors. CloseStatus extracts the code from any error chain.
+//
+// # Observability
+//
+// Server.Stats sums the counters that each loop keeps for itself (messages and
+// bytes each way, handshakes, refusals by HTTP status, close codes, protocol
+// errors by kind, write-queue drops), so counting costs the hot path no shared
+// atomic; it is meant for scrapes. `megaws serve --admin` exports it to
+// Prometheus.
+package server
