@@ -1,0 +1,209 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/megaws/megaws/bench/report"
+	"github.com/megaws/megaws/bench/scenario"
+)
+
+// plan is the scenario settings, filled from flags.
+type plan struct {
+	idle      scenario.IdleConfig
+	echo      scenario.EchoConfig
+	sizes     []int
+	conns     []int
+	broadcast scenario.BroadcastConfig
+	connect   scenario.ConnectConfig
+	churn     scenario.ChurnConfig
+}
+
+func modeOf(name string) string {
+	if name == "broadcast" {
+		return "broadcast"
+	}
+	return "echo"
+}
+
+func runScenario(ctx context.Context, name string, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("megaws-bench "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var c common
+	c.register(fs, "megaws")
+	var pl plan
+	reps := fs.Int("reps", 1, "repetitions per server")
+	var sizes, conns, checkpoints string
+	conn := 0
+	fs.Var(countFlag{&conn}, "conns", "connections (idle: total; accepts 18k, 1m)")
+	switch name {
+	case "idle":
+		fs.StringVar(&checkpoints, "checkpoints", "", "connection counts to stop at and measure on the way up, e.g. 1000,5000")
+		fs.DurationVar(&pl.idle.Hold, "hold", 10*time.Second, "how long to hold the connections")
+		fs.DurationVar(&pl.idle.Settle, "settle", time.Second, "wait before each memory measurement")
+		fs.Float64Var(&pl.idle.Sample, "sample", 0.01, "fraction of connections that echo a verified message after the hold")
+		fs.IntVar(&pl.idle.Processes, "processes", 0, "load-generator processes (0: one per 18,000 connections, in-process below)")
+		fs.DurationVar(&pl.idle.RampTimeout, "ramp-timeout", 10*time.Minute, "give up if the ramp takes longer")
+	case "echo":
+		fs.StringVar(&sizes, "size", "1024", "payload sizes in bytes, comma-separated (64,1k,16k)")
+		fs.StringVar(&conns, "conns-list", "", "several connection counts, comma-separated (overrides --conns)")
+		fs.IntVar(&pl.echo.Inflight, "inflight", 1, "messages in flight per connection")
+		fs.DurationVar(&pl.echo.Duration, "duration", 10*time.Second, "measured time per run")
+		fs.DurationVar(&pl.echo.Warmup, "warmup", time.Second, "unmeasured time before it")
+	case "broadcast":
+		fs.IntVar(&pl.broadcast.Size, "size", 64, "payload size in bytes")
+		fs.Float64Var(&pl.broadcast.Rate, "rate", 100, "messages published per second")
+		fs.DurationVar(&pl.broadcast.Duration, "duration", 10*time.Second, "publishing time")
+	case "connect":
+		fs.IntVar(&pl.connect.Pending, "pending", 256, "handshakes in flight per client loop")
+	case "churn":
+		fs.IntVar(&pl.churn.Cycles, "cycles", 5, "connect/close cycles")
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	defConns := map[string]int{"idle": 10_000, "echo": 100, "broadcast": 1000, "connect": 10_000, "churn": 2000}[name]
+	if conn == 0 {
+		conn = defConns
+	}
+	var err error
+	if pl.idle.Checkpoints, err = parseCounts(checkpoints); err != nil {
+		return err
+	}
+	if pl.sizes, err = parseInts(sizes); err != nil {
+		return err
+	}
+	if pl.conns, err = parseCounts(conns); err != nil {
+		return err
+	}
+	if len(pl.conns) == 0 {
+		pl.conns = []int{conn}
+	}
+	pl.idle.Conns, pl.broadcast.Subscribers, pl.connect.Conns, pl.churn.Conns = conn, conn, conn, conn
+
+	s, err := c.setup(ctx, stderr)
+	if err != nil {
+		return err
+	}
+	rep := &report.Report{Meta: meta(s, &c, "megaws-bench "+name, *reps)}
+	start := time.Now()
+	for r := 1; r <= *reps; r++ {
+		for _, t := range s.targets {
+			runs := runTarget(ctx, s, t, name, r, &pl, stdout)
+			rep.Runs = append(rep.Runs, runs...)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+	}
+	rep.Meta.Seconds = time.Since(start).Seconds()
+	return finish(rep, c.out, stdout)
+}
+
+// runTarget starts t, runs scenario name on it and stops it.
+func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, rep int, pl *plan, stdout io.Writer) []report.Run {
+	srv, err := s.env.Start(ctx, t, modeOf(name))
+	if err != nil {
+		r := report.Run{Target: t.Name, Rep: rep, Scenario: name, Error: err.Error()}
+		fmt.Fprintln(stdout, report.Summary(r))
+		return []report.Run{r}
+	}
+	defer srv.Stop()
+	var runs []report.Run
+	add := func(r report.Run, err error) bool {
+		r.Target, r.Rep, r.Scenario = t.Name, rep, name
+		if err != nil {
+			r.Error = err.Error()
+			if srv.Exited() {
+				r.Error += "; server exited: " + srv.Stderr()
+			}
+		}
+		runs = append(runs, r)
+		fmt.Fprintln(stdout, report.Summary(r))
+		return err == nil
+	}
+	switch name {
+	case "idle":
+		res, err := scenario.RunIdle(ctx, srv, pl.idle, scenario.IdleOptions{Load: s.load, Self: selfCommand(), AgentCPUs: s.loadCPU})
+		add(report.Run{Idle: res}, err)
+	case "echo":
+		for _, n := range pl.conns {
+			for _, size := range pl.sizes {
+				cfg := pl.echo
+				cfg.Conns, cfg.Size = n, size
+				res, err := scenario.RunEcho(ctx, srv, cfg, s.load)
+				if !add(report.Run{Echo: res}, err) && (srv.Exited() || ctx.Err() != nil) {
+					return runs
+				}
+			}
+		}
+	case "broadcast":
+		res, err := scenario.RunBroadcast(ctx, srv, pl.broadcast, s.load)
+		add(report.Run{Broadcast: res}, err)
+	case "connect":
+		res, err := scenario.RunConnect(ctx, srv, pl.connect, s.load)
+		add(report.Run{Connect: res}, err)
+	case "churn":
+		res, err := scenario.RunChurn(ctx, srv, pl.churn, s.load)
+		add(report.Run{Churn: res}, err)
+	}
+	return runs
+}
+
+func meta(s *setup, c *common, title string, reps int) report.Meta {
+	m := report.NewMeta(title, os.Args)
+	m.ServerGOMAXPROCS = s.env.GOMAXPROCS
+	m.LoadGOMAXPROCS = runtime.GOMAXPROCS(0)
+	m.ServerCPUs, m.LoadCPUs = s.env.ServerCPUs, s.loadCPU
+	m.Workers = s.env.Workers
+	m.MegawsArgs = s.env.MegawsArgs
+	m.Repetitions = reps
+	m.Targets = s.targets
+	return m
+}
+
+// finish writes the report when asked and fails if any run failed.
+func finish(rep *report.Report, out string, stdout io.Writer) error {
+	if out != "" {
+		if err := rep.Write(out); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "report: %s/report.md, %s/report.json\n", out, out)
+	}
+	if failed := rep.Failed(); len(failed) > 0 {
+		return fmt.Errorf("%d of %d runs failed (first: %s %s: %s)", len(failed), len(rep.Runs), failed[0].Target, failed[0].Scenario, failed[0].Error)
+	}
+	return nil
+}
+
+func runAgent(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("megaws-bench agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	addr := fs.String("addr", "", "server address")
+	offset := fs.Int("source-offset", 0, "first source address index")
+	loops := fs.Int("loops", 1, "event loops")
+	sources := fs.String("sources", "127.0.0.2-127.0.0.250", "source addresses FIRST-LAST")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *addr == "" {
+		return usageError{errors.New("agent: --addr is required")}
+	}
+	src, err := parseSources(*sources)
+	if err != nil {
+		return err
+	}
+	if *offset > 0 {
+		src = append(src[*offset%len(src):], src[:*offset%len(src)]...)
+	}
+	return scenario.ServeAgent(os.Stdin, os.Stdout, *addr, scenario.Load{Loops: *loops, Sources: src})
+}

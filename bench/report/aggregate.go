@@ -1,0 +1,133 @@
+package report
+
+import (
+	"sort"
+
+	"github.com/megaws/megaws/bench/scenario"
+)
+
+type echoKey struct{ Conns, Size, Inflight int }
+
+// groups holds the successful runs by scenario, configuration and target.
+type groups struct {
+	targets   []string
+	echo      map[echoKey]map[string][]*scenario.EchoResult
+	echoKeys  []echoKey
+	idle      map[string][]*scenario.IdleResult
+	broadcast map[string][]*scenario.BroadcastResult
+	connect   map[string][]*scenario.ConnectResult
+	churn     map[string][]*scenario.ChurnResult
+}
+
+func (r *Report) group() *groups {
+	g := &groups{
+		echo:      map[echoKey]map[string][]*scenario.EchoResult{},
+		idle:      map[string][]*scenario.IdleResult{},
+		broadcast: map[string][]*scenario.BroadcastResult{},
+		connect:   map[string][]*scenario.ConnectResult{},
+		churn:     map[string][]*scenario.ChurnResult{},
+	}
+	seen := map[string]bool{}
+	for _, t := range r.Meta.Targets {
+		g.targets = append(g.targets, t.Name)
+		seen[t.Name] = true
+	}
+	for _, run := range r.Runs {
+		if !seen[run.Target] {
+			seen[run.Target] = true
+			g.targets = append(g.targets, run.Target)
+		}
+		if run.Error != "" {
+			continue
+		}
+		switch {
+		case run.Echo != nil:
+			c := run.Echo.Config
+			k := echoKey{c.Conns, c.Size, c.Inflight}
+			if g.echo[k] == nil {
+				g.echo[k] = map[string][]*scenario.EchoResult{}
+				g.echoKeys = append(g.echoKeys, k)
+			}
+			g.echo[k][run.Target] = append(g.echo[k][run.Target], run.Echo)
+		case run.Idle != nil:
+			g.idle[run.Target] = append(g.idle[run.Target], run.Idle)
+		case run.Broadcast != nil:
+			g.broadcast[run.Target] = append(g.broadcast[run.Target], run.Broadcast)
+		case run.Connect != nil:
+			g.connect[run.Target] = append(g.connect[run.Target], run.Connect)
+		case run.Churn != nil:
+			g.churn[run.Target] = append(g.churn[run.Target], run.Churn)
+		}
+	}
+	sort.Slice(g.echoKeys, func(i, j int) bool {
+		a, b := g.echoKeys[i], g.echoKeys[j]
+		if a.Conns != b.Conns {
+			return a.Conns < b.Conns
+		}
+		if a.Inflight != b.Inflight {
+			return a.Inflight < b.Inflight
+		}
+		return a.Size < b.Size
+	})
+	return g
+}
+
+// med is the median of f over xs, and false when xs is empty.
+func med[T any](xs []T, f func(T) float64) (float64, bool) {
+	if len(xs) == 0 {
+		return 0, false
+	}
+	v := make([]float64, len(xs))
+	for i, x := range xs {
+		v[i] = f(x)
+	}
+	return scenario.Median(v), true
+}
+
+// idlePoints returns, for one target, the median figures at each connection
+// count reached in every repetition.
+func idlePoints(runs []*scenario.IdleResult) []scenario.IdlePoint {
+	by := map[int64][]scenario.IdlePoint{}
+	for _, r := range runs {
+		for _, p := range r.Points {
+			// Round to the checkpoint asked for: a dropped connection or two
+			// must not split the group.
+			by[roundConns(p.Conns, r)] = append(by[roundConns(p.Conns, r)], p)
+		}
+	}
+	var out []scenario.IdlePoint
+	for _, n := range sortedKeys(intKeys(by)) {
+		ps := by[int64(n)]
+		m := func(f func(scenario.IdlePoint) float64) float64 { v, _ := med(ps, f); return v }
+		out = append(out, scenario.IdlePoint{
+			Conns:          int64(n),
+			ServerRSS:      int64(m(func(p scenario.IdlePoint) float64 { return float64(p.ServerRSS) })),
+			HeapInuse:      int64(m(func(p scenario.IdlePoint) float64 { return float64(p.HeapInuse) })),
+			Goroutines:     int64(m(func(p scenario.IdlePoint) float64 { return float64(p.Goroutines) })),
+			UserPerConn:    m(func(p scenario.IdlePoint) float64 { return p.UserPerConn }),
+			HeapPerConn:    m(func(p scenario.IdlePoint) float64 { return p.HeapPerConn }),
+			KernelPerConn:  m(func(p scenario.IdlePoint) float64 { return p.KernelPerConn }),
+			SockMemPerConn: m(func(p scenario.IdlePoint) float64 { return p.SockMemPerConn }),
+			ClientRSS:      int64(m(func(p scenario.IdlePoint) float64 { return float64(p.ClientRSS) })),
+		})
+	}
+	return out
+}
+
+func roundConns(n int64, r *scenario.IdleResult) int64 {
+	cps := append(append([]int(nil), r.Config.Checkpoints...), r.Config.Conns)
+	for _, c := range cps {
+		if n <= int64(c) && n >= int64(c)-int64(c)/100 {
+			return int64(c)
+		}
+	}
+	return n
+}
+
+func intKeys[V any](m map[int64]V) map[int]bool {
+	out := map[int]bool{}
+	for k := range m {
+		out[int(k)] = true
+	}
+	return out
+}

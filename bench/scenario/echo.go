@@ -1,0 +1,163 @@
+package scenario
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/HdrHistogram/hdrhistogram-go"
+
+	"github.com/megaws/megaws/bench/loadgen"
+)
+
+// EchoConfig is one echo measurement: Conns connections each keeping
+// Inflight messages of Size bytes in flight for Duration after Warmup.
+type EchoConfig struct {
+	Conns    int           `json:"conns"`
+	Size     int           `json:"size"`
+	Inflight int           `json:"inflight"`
+	Duration time.Duration `json:"duration"`
+	Warmup   time.Duration `json:"warmup"`
+}
+
+// EchoResult is what RunEcho measured. Rates count echoed messages (round
+// trips) over the measured window; MB/s is payload bytes echoed per second
+// in one direction.
+type EchoResult struct {
+	Config           EchoConfig       `json:"config"`
+	Seconds          float64          `json:"seconds"`
+	RoundTrips       int64            `json:"round_trips"`
+	RoundTripsPerSec float64          `json:"round_trips_per_sec"`
+	MBPerSec         float64          `json:"mb_per_sec"`
+	Latency          Latency          `json:"latency"`
+	ServerCPUSeconds float64          `json:"server_cpu_seconds"`
+	ServerCPUPerMsg  float64          `json:"server_cpu_per_msg_us"` // server user+sys µs per echoed message
+	ClientCPUSeconds float64          `json:"client_cpu_seconds"`
+	Counters         loadgen.Counters `json:"counters"`
+	Errors           map[string]int64 `json:"errors,omitempty"`
+}
+
+type echoHandler struct {
+	loadgen.NopHandler
+	l        *loadgen.Loop
+	size     int
+	inflight int
+	running  bool
+	record   bool
+	hist     *hdrhistogram.Histogram
+	buf      []byte
+}
+
+func (h *echoHandler) start() {
+	h.running = true
+	for _, c := range h.l.Open() {
+		c.Stamps = make([]int64, h.inflight)
+		for range h.inflight {
+			h.send(c)
+		}
+	}
+}
+
+func (h *echoHandler) send(c *loadgen.Conn) {
+	stamp := time.Now().UnixNano()
+	c.Stamps[c.Seq%uint64(len(c.Stamps))] = stamp
+	loadgen.FillPayload(h.buf, c.Seq, stamp)
+	c.Seq++
+	c.Send(h.buf)
+}
+
+func (h *echoHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
+	if pong || len(c.Stamps) == 0 {
+		return
+	}
+	stamp := c.Stamps[c.Next%uint64(len(c.Stamps))]
+	if err := loadgen.CheckPayload(p, h.size, c.Next, stamp); err != nil {
+		c.VerifyFailed(err)
+		return
+	}
+	c.Next++
+	if h.record {
+		_ = h.hist.RecordValue((time.Now().UnixNano() - stamp) / 1e3)
+	}
+	if h.running {
+		h.send(c)
+	}
+}
+
+// RunEcho opens cfg.Conns connections to srv (an echo server), runs the echo
+// load and closes the connections in order.
+func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoResult, error) {
+	if cfg.Size < loadgen.PayloadHeader {
+		return nil, fmt.Errorf("echo: payload size %d is below the %d-byte verifiable minimum", cfg.Size, loadgen.PayloadHeader)
+	}
+	if cfg.Inflight < 1 {
+		cfg.Inflight = 1
+	}
+	var hs []*echoHandler
+	cl, err := loadgen.New(lo.config(srv.Addr), func(l *loadgen.Loop) loadgen.Handler {
+		h := &echoHandler{l: l, size: cfg.Size, inflight: cfg.Inflight, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size)}
+		hs = append(hs, h)
+		return h
+	})
+	if err != nil {
+		return nil, err
+	}
+	defer cl.Close()
+	p := newProgress(lo.Progress)
+	label := fmt.Sprintf("echo %s %dB×%d c=%d", srv.Target.Name, cfg.Size, cfg.Inflight, cfg.Conns)
+	cl.Dial(cfg.Conns)
+	if _, err := waitEstablished(ctx, cl, int64(cfg.Conns), 60*time.Second, p, label); err != nil {
+		return nil, err
+	}
+	if err := check(cl.Counters(), cl.Errors()); err != nil {
+		return nil, err
+	}
+	handlerOf := func(l *loadgen.Loop) *echoHandler { return hs[l.Index] }
+	cl.Each(func(l *loadgen.Loop) { handlerOf(l).start() })
+	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
+		return nil, err
+	}
+	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.hist.Reset(); h.record = true })
+	c0, cpu0, self0, t0 := cl.Counters(), srv.CPU(), SelfCPU(), time.Now()
+	for end := t0.Add(cfg.Duration); time.Now().Before(end); {
+		if err := sleepCtx(ctx, min(100*time.Millisecond, time.Until(end))); err != nil {
+			return nil, err
+		}
+		c := cl.Counters()
+		el := time.Since(t0).Seconds()
+		p.show(false, "%s: %.0f msg/s, %d errors, %.1fs", label, float64(c.Recv-c0.Recv)/el, c.Errors(), el)
+	}
+	c1, cpu1, self1, t1 := cl.Counters(), srv.CPU(), SelfCPU(), time.Now()
+	p.done()
+	hist := loadgen.NewHistogram()
+	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.running, h.record = false, false; hist.Merge(h.hist) })
+	// Let the messages in flight come back, so every one is verified.
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if c := cl.Counters(); c.Recv >= c.Sent || c.Errors() > 0 {
+			break
+		}
+	}
+	closeClient(cl, 10*time.Second)
+	final := cl.Counters()
+	secs := t1.Sub(t0).Seconds()
+	rt := c1.Recv - c0.Recv
+	r := &EchoResult{
+		Config:           cfg,
+		Seconds:          secs,
+		RoundTrips:       rt,
+		RoundTripsPerSec: float64(rt) / secs,
+		MBPerSec:         float64(c1.BytesRecv-c0.BytesRecv) / secs / 1e6,
+		Latency:          LatencyOf(hist),
+		ServerCPUSeconds: (cpu1 - cpu0).Seconds(),
+		ClientCPUSeconds: (self1 - self0).Seconds(),
+		Counters:         final,
+		Errors:           cl.Errors(),
+	}
+	if rt > 0 {
+		r.ServerCPUPerMsg = r.ServerCPUSeconds * 1e6 / float64(rt)
+	}
+	if final.Recv < final.Sent && final.Errors() == 0 {
+		return r, fmt.Errorf("echo: %d messages sent were never echoed", final.Sent-final.Recv)
+	}
+	return r, check(final, r.Errors)
+}
