@@ -36,6 +36,12 @@ type Config struct {
 	// (a slow reader); past it the connection is closed with 1008 and the
 	// handler sees ErrWriteQueueFull. Default: 4 MiB.
 	MaxWriteQueue int
+	// WriteHighWater is the backpressure mark: when more than this many
+	// bytes wait to be sent to a connection after its input was handled, the
+	// server stops reading from it until they are sent, so TCP pushes back on
+	// a peer that sends faster than it reads and memory stays flat. Only
+	// past MaxWriteQueue is the connection closed. Default: 64 KiB.
+	WriteHighWater int
 
 	// HandshakeTimeout closes a connection that has not completed its opening
 	// handshake in time (slow or silent clients). Default: 10 s.
@@ -103,6 +109,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxConns, DefaultMaxConns)
 	setInt(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
+	setInt(&c.WriteHighWater, 64<<10)
 	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&c.PingInterval, DefaultPingInterval)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)

@@ -44,6 +44,9 @@ type Loop struct {
 
 	stats loopStats
 
+	epfd   int    // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
+	paused uint64 // times reading was paused for backpressure
+
 	inflater codec.Inflater
 	deflater *codec.Deflater // created on first use
 	zbuf     []byte          // compressed payload scratch

@@ -222,6 +222,9 @@ func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
 	}
 	l.flush(c)
 	l.corked = nil
+	if c.state == stateOpen && c.gc.OutboundBuffered() > s.cfg.WriteHighWater && l.pauseRead(c) {
+		l.paused++
+	}
 	if c.state == stateClosed {
 		_, _ = gc.Discard(-1)
 		return gnet.Close

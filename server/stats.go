@@ -52,6 +52,7 @@ type Stats struct {
 	BytesIn     uint64 // payload bytes received
 	BytesOut    uint64 // payload bytes written
 	QueueDrops  uint64 // connections closed for a full write queue
+	ReadPauses  uint64 // times reading paused for backpressure (WriteHighWater)
 	// Rejected counts refused handshakes and plain HTTP answers by status.
 	Rejected map[int]uint64
 	// CloseCodes counts finished connections by close code (1006: no close frame).
@@ -92,6 +93,7 @@ func (s *Server) Stats() Stats {
 			st.BytesIn += ls.bytesIn
 			st.BytesOut += ls.bytesOut
 			st.QueueDrops += ls.queueDrops
+			st.ReadPauses += l.paused
 			for k, v := range ls.rejected {
 				st.Rejected[k] += v
 			}
@@ -120,7 +122,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Conns: st.Conns, Loops: st.Loops, Handshakes: st.Handshakes,
 		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-		QueueDrops: st.QueueDrops, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
+		QueueDrops: st.QueueDrops, ReadPauses: st.ReadPauses, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
 	}
 }
 
