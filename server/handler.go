@@ -59,7 +59,7 @@ type HTTPResponder interface {
 // Request is the client's opening handshake, as seen by Handler.OnUpgrade. It is
 // valid only during the callback that receives it.
 type Request struct {
-	raw      *codec.Request
+	raw      codec.Request
 	remote   net.Addr
 	protocol string
 }

@@ -47,6 +47,8 @@ type Loop struct {
 	epfd   int    // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
 	paused uint64 // times reading was paused for backpressure
 
+	req Request // the handshake being handled, reused
+
 	inflater codec.Inflater
 	deflater *codec.Deflater // created on first use
 	zbuf     []byte          // compressed payload scratch

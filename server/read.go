@@ -18,7 +18,12 @@ func (s *Server) handshake(c *Conn) {
 	if s.cfg.MaxHeaderBytes > 0 && len(b) > s.cfg.MaxHeaderBytes {
 		b = b[:s.cfg.MaxHeaderBytes]
 	}
-	req, n, err := codec.ParseRequest(b, s.cfg.MaxHeaderBytes, s.cfg.MaxHeaderLines)
+	// The request lives in the loop, reused by every handshake: Handler
+	// callbacks see it only until they return, so it never escapes.
+	var n int
+	var err error
+	req := &l.req.raw
+	*req, n, err = codec.ParseRequest(b, s.cfg.MaxHeaderBytes, s.cfg.MaxHeaderLines)
 	if err != nil {
 		s.reject(c, err)
 		return
@@ -27,7 +32,7 @@ func (s *Server) handshake(c *Conn) {
 		return
 	}
 	if !req.Upgrade {
-		s.plainHTTP(c, &req)
+		s.plainHTTP(c, req)
 		return
 	}
 	if err := req.Check(); err != nil {
@@ -42,13 +47,14 @@ func (s *Server) handshake(c *Conn) {
 		s.reject(c, codec.ErrServiceUnavailable)
 		return
 	}
-	r := Request{raw: &req, remote: gc.RemoteAddr()}
+	r := &l.req
+	r.remote, r.protocol = gc.RemoteAddr(), ""
 	for _, p := range s.cfg.Subprotocols {
 		if r.SetProtocol(p); r.protocol != "" {
 			break
 		}
 	}
-	if err := s.h.OnUpgrade(c, &r); err != nil {
+	if err := s.h.OnUpgrade(c, r); err != nil {
 		s.reject(c, err)
 		return
 	}
@@ -95,8 +101,9 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	}
 	status, ctype, body := 0, "", []byte(nil)
 	if s.http != nil {
-		r := Request{raw: req, remote: c.gc.RemoteAddr()}
-		status, ctype, body = s.http.ServeHTTP(&r)
+		r := &l.req
+		r.remote, r.protocol = c.gc.RemoteAddr(), ""
+		status, ctype, body = s.http.ServeHTTP(r)
 	}
 	if status == 0 {
 		if string(req.Path()) != "/healthz" {
