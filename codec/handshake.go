@@ -37,7 +37,7 @@ var (
 	ErrHTTPVersion         = &HandshakeError{Status: 505, Reason: "HTTP version not supported"}
 	ErrHTTP10              = &HandshakeError{Status: 400, Reason: "WebSocket requires HTTP/1.1"}
 	ErrMethod              = &HandshakeError{Status: 405, Reason: "WebSocket upgrade requires GET", Header: "Allow: GET\r\n"}
-	ErrMissingHost         = &HandshakeError{Status: 400, Reason: "missing or repeated Host header"}
+	ErrMissingHost         = &HandshakeError{Status: 400, Reason: "missing, repeated or malformed Host header"}
 	ErrNotUpgrade          = &HandshakeError{Status: 426, Reason: "this endpoint speaks WebSocket", Header: "Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n"}
 	ErrConnectionHeader    = &HandshakeError{Status: 400, Reason: "Connection header lacks the upgrade token"}
 	ErrVersion             = &HandshakeError{Status: 426, Reason: "unsupported Sec-WebSocket-Version", Header: "Sec-WebSocket-Version: 13\r\n"}
@@ -229,6 +229,44 @@ func incompleteHead(b []byte, maxBytes int) error {
 	if i := bytes.IndexByte(b, '\n'); i >= 0 && (i == 0 || b[i-1] != '\r') {
 		return errNeedsCRLF
 	}
+	// The lines already complete must be valid, and the line in progress must
+	// still be able to become valid: garbage is refused as soon as it is
+	// seen, not at the handshake timeout.
+	line, rest, ok := bytes.Cut(b, crlf)
+	if !ok {
+		for _, c := range line {
+			if c == ' ' {
+				break
+			}
+			if c < 'A' || c > 'Z' {
+				return ErrBadRequest
+			}
+		}
+		return nil
+	}
+	var r Request
+	if err := parseRequestLine(&r, line); err != nil {
+		return err
+	}
+	for {
+		if line, rest, ok = bytes.Cut(rest, crlf); !ok {
+			break
+		}
+		if err := r.header(line); err != nil {
+			return err
+		}
+	}
+	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+		return ErrBadRequest // obsolete line folding
+	}
+	for _, c := range line {
+		if c == ':' {
+			break
+		}
+		if !isTokenChar(c) && c != '\r' {
+			return ErrBadRequest
+		}
+	}
 	return nil
 }
 
@@ -335,7 +373,7 @@ func (r *Request) Check() error {
 		return ErrMethod
 	case string(r.Proto) == "HTTP/1.0":
 		return ErrHTTP10
-	case r.hosts != 1 || len(r.Host) == 0:
+	case r.hosts != 1 || !validHost(r.Host):
 		return ErrMissingHost
 	case !r.Upgrade:
 		return ErrNotUpgrade
@@ -349,6 +387,70 @@ func (r *Request) Check() error {
 		return ErrKey
 	}
 	return nil
+}
+
+// validHost reports whether h is a uri-host with an optional port (RFC 9110
+// §7.2, RFC 3986 §3.2.2): a bracketed IP literal, or a registered name or IPv4
+// address made of unreserved, sub-delims and percent-encoding characters.
+func validHost(h []byte) bool {
+	if len(h) == 0 {
+		return false
+	}
+	port := h[:0]
+	if h[0] == '[' {
+		end := bytes.IndexByte(h, ']')
+		if end < 2 {
+			return false
+		}
+		for _, c := range h[1:end] {
+			if !isHexDigit(c) && c != ':' && c != '.' {
+				return false
+			}
+		}
+		if rest := h[end+1:]; len(rest) > 0 {
+			if rest[0] != ':' {
+				return false
+			}
+			port = rest[1:]
+		}
+	} else {
+		host := h
+		if i := bytes.IndexByte(h, ':'); i >= 0 {
+			host, port = h[:i], h[i+1:]
+		}
+		if len(host) == 0 {
+			return false
+		}
+		for _, c := range host {
+			if !isRegNameChar(c) {
+				return false
+			}
+		}
+	}
+	for _, c := range port {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+func isHexDigit(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'a' && c <= 'f' || c >= 'A' && c <= 'F'
+}
+
+// isRegNameChar reports whether c may appear in a reg-name (RFC 3986 §3.2.2):
+// unreserved, sub-delims, or '%' of a percent-encoded octet.
+func isRegNameChar(c byte) bool {
+	switch {
+	case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		return true
+	}
+	switch c {
+	case '-', '.', '_', '~', '!', '$', '&', '\'', '(', ')', '*', '+', ',', ';', '=', '%':
+		return true
+	}
+	return false
 }
 
 // validKey reports whether k is the base64 encoding of 16 bytes (§4.1).

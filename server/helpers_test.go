@@ -2,13 +2,16 @@ package server_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
+	"errors"
 	"io"
 	"net"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -188,4 +191,219 @@ func isReset(err error) bool {
 
 func closePayload(code ws.StatusCode, reason string) []byte {
 	return append([]byte{byte(code >> 8), byte(code)}, reason...)
+}
+
+// testMask is the masking key of the frames built by clientFrame.
+var testMask = [4]byte{0x37, 0xfa, 0x21, 0x3d}
+
+// clientFrame returns the wire bytes of one masked client frame. rsv sets the
+// reserved bits (RFC 6455 §5.2) and op may be any opcode, reserved ones
+// included, so that conformance cases can build invalid frames too.
+func clientFrame(op ws.OpCode, fin bool, rsv byte, payload []byte) []byte {
+	h := ws.Header{Fin: fin, Rsv: rsv, OpCode: op, Masked: true, Mask: testMask, Length: int64(len(payload))}
+	b := codec.AppendHeader(make([]byte, 0, codec.MaxHeaderSize+len(payload)), h)
+	start := len(b)
+	b = append(b, payload...)
+	ws.Cipher(b[start:], testMask, 0)
+	return b
+}
+
+// concat joins wire chunks into one write.
+func concat(parts ...[]byte) []byte {
+	var b []byte
+	for _, p := range parts {
+		b = append(b, p...)
+	}
+	return b
+}
+
+// writeChopped writes b in pieces of at most chop bytes, pausing between them.
+func (c *rawConn) writeChopped(b []byte, chop int, pause time.Duration) {
+	c.tb.Helper()
+	if err := c.tryWriteChopped(b, chop, pause); err != nil {
+		c.tb.Fatalf("write: %v", err)
+	}
+}
+
+// tryWriteChopped is writeChopped for input the server may refuse before it
+// has all arrived: it stops at the first write error and returns it.
+func (c *rawConn) tryWriteChopped(b []byte, chop int, pause time.Duration) error {
+	for len(b) > 0 {
+		n := min(chop, len(b))
+		if _, err := c.Conn.Write(b[:n]); err != nil {
+			return err
+		}
+		b = b[n:]
+		if pause > 0 && len(b) > 0 {
+			time.Sleep(pause)
+		}
+	}
+	return nil
+}
+
+// nextFrame reads the next server frame and checks that it is well formed as
+// RFC 6455 §5 requires of a server: unmasked, no reserved bits or opcodes,
+// control frames whole and at most 125 bytes.
+func (c *rawConn) nextFrame() frame {
+	c.tb.Helper()
+	f, err := c.readFrame()
+	if err != nil {
+		c.tb.Fatalf("read frame: %v", err)
+	}
+	h := f.h
+	switch {
+	case h.Masked:
+		c.tb.Fatalf("server frame is masked")
+	case h.Rsv != 0:
+		c.tb.Fatalf("server frame has reserved bits %03b", h.Rsv)
+	case h.OpCode.IsReserved():
+		c.tb.Fatalf("server frame has reserved opcode %d", h.OpCode)
+	case h.OpCode.IsControl() && (!h.Fin || h.Length > codec.MaxControlPayload):
+		c.tb.Fatalf("bad server control frame: fin %v length %d", h.Fin, h.Length)
+	}
+	return f
+}
+
+// expectMessage checks that the next frame is the whole data message op with
+// payload: no other frame comes first.
+func (c *rawConn) expectMessage(op ws.OpCode, payload []byte) {
+	c.tb.Helper()
+	f := c.nextFrame()
+	if f.h.OpCode != op || !f.h.Fin || !bytes.Equal(f.payload, payload) {
+		c.tb.Fatalf("got %v fin %v len %d %q, want %v len %d %q", f.h.OpCode, f.h.Fin, len(f.payload),
+			truncate(f.payload), op, len(payload), truncate(payload))
+	}
+}
+
+// expectPong checks that the next frame is a pong with payload.
+func (c *rawConn) expectPong(payload []byte) {
+	c.tb.Helper()
+	c.expectMessage(ws.OpPong, payload)
+}
+
+// expectCloseNext checks that the next frame is a close frame with code (an
+// empty close payload counts as 1005) and that the server then closes TCP.
+func (c *rawConn) expectCloseNext(code ws.StatusCode) {
+	c.tb.Helper()
+	f := c.nextFrame()
+	if f.h.OpCode != ws.OpClose {
+		c.tb.Fatalf("got %v %q, want close %d", f.h.OpCode, truncate(f.payload), code)
+	}
+	got := ws.StatusNoStatusRcvd
+	if len(f.payload) > 0 {
+		var err error
+		if got, _, err = codec.ParseClose(f.payload); err != nil {
+			c.tb.Fatalf("server close frame %x: %v", f.payload, err)
+		}
+	}
+	if got != code {
+		c.tb.Fatalf("close code %d, want %d", got, code)
+	}
+	c.expectEOF()
+}
+
+// closeNormal runs a clean closing handshake started by the client: close
+// 1000 out, close 1000 back, then the server closes TCP.
+func (c *rawConn) closeNormal() {
+	c.tb.Helper()
+	c.write(clientFrame(ws.OpClose, true, 0, closePayload(ws.StatusNormalClosure, "")))
+	c.expectCloseNext(ws.StatusNormalClosure)
+}
+
+// expectQuiet checks that the server sends nothing for d. It can pass
+// vacuously on a slow machine but never fails because of one.
+func (c *rawConn) expectQuiet(d time.Duration) {
+	c.tb.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(d))
+	_, err := c.br.Peek(1)
+	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		c.tb.Fatalf("expected silence for %v, got %v (%d bytes buffered)", d, err, c.br.Buffered())
+	}
+}
+
+func truncate(b []byte) []byte {
+	if len(b) > 40 {
+		return b[:40]
+	}
+	return b
+}
+
+// recorder is an echo handler that records what happened to each connection,
+// for tests that check OnOpen and OnClose.
+type recorder struct {
+	echo
+	mu     sync.Mutex
+	opens  int
+	closes map[uint64][]error // OnClose errors by connection ID
+	closed chan uint64        // IDs as OnClose sees them; never blocks OnClose
+}
+
+func newRecorder() *recorder {
+	return &recorder{closes: map[uint64][]error{}, closed: make(chan uint64, 1<<16)}
+}
+
+func (r *recorder) OnOpen(c *server.Conn) {
+	r.mu.Lock()
+	r.opens++
+	r.mu.Unlock()
+}
+
+func (r *recorder) OnClose(c *server.Conn, err error) {
+	r.mu.Lock()
+	r.closes[c.ID()] = append(r.closes[c.ID()], err)
+	r.mu.Unlock()
+	select {
+	case r.closed <- c.ID():
+	default:
+	}
+}
+
+// counts returns the number of OnOpen and OnClose calls so far.
+func (r *recorder) counts() (opens, closes int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, errs := range r.closes {
+		closes += len(errs)
+	}
+	return r.opens, closes
+}
+
+// waitClosed waits for the next OnClose and returns its connection's errors.
+func (r *recorder) waitClosed(tb testing.TB) (uint64, []error) {
+	tb.Helper()
+	select {
+	case id := <-r.closed:
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		return id, append([]error(nil), r.closes[id]...)
+	case <-time.After(20 * time.Second):
+		tb.Fatal("OnClose was not called")
+		return 0, nil
+	}
+}
+
+// checkEcho checks that c, an open connection, still gets its messages back.
+func checkEcho(tb testing.TB, c *rawConn, msg string) {
+	tb.Helper()
+	c.writeFrame(ws.OpText, true, []byte(msg))
+	f := c.mustFrame()
+	if f.h.OpCode != ws.OpText || string(f.payload) != msg {
+		tb.Fatalf("healthy connection: got %v %q, want echo of %q", f.h.OpCode, truncate(f.payload), msg)
+	}
+}
+
+// waitFor polls cond every 10 ms until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool {
+	deadline := time.Now().Add(d)
+	for {
+		if cond() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
 }
