@@ -12,9 +12,16 @@ type UTF8 struct {
 	lo, hi uint8 // accepted range for the next continuation byte
 }
 
+// utf8Failed in UTF8.need marks a message already found invalid.
+const utf8Failed = 0xff
+
 // Feed validates the next bytes of the message. It returns false as soon as the
-// bytes seen so far cannot be a prefix of valid UTF-8.
+// bytes seen so far cannot be a prefix of valid UTF-8, and keeps returning false
+// until Reset.
 func (v *UTF8) Feed(b []byte) bool {
+	if v.need == utf8Failed {
+		return false
+	}
 	i, n := 0, len(b)
 	need, lo, hi := v.need, v.lo, v.hi
 	for i < n {
@@ -47,14 +54,14 @@ func (v *UTF8) Feed(b []byte) bool {
 			case c == 0xF4: // nothing above U+10FFFF
 				need, lo, hi = 3, 0x80, 0x8F
 			default:
-				v.need = 0xff
+				v.need = utf8Failed
 				return false
 			}
 			continue
 		}
 		c := b[i]
 		if c < lo || c > hi {
-			v.need = 0xff
+			v.need = utf8Failed
 			return false
 		}
 		i++
