@@ -182,26 +182,32 @@ func ParseRequest(b []byte, maxBytes, maxLines int) (r Request, n int, err error
 		}
 		return r, 0, ErrBadRequest
 	}
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		return r, 0, incompleteHead(b, maxBytes)
+	// A head must fit in maxBytes, so later bytes cannot change the answer;
+	// ignoring them makes it independent of how much has arrived.
+	if len(b) > maxBytes {
+		b = b[:maxBytes]
 	}
-	if end+4 > maxBytes {
-		return r, 0, ErrHeaderTooLarge
+	full := len(b) == maxBytes
+	// Lines are checked in order as soon as they are complete, with the same
+	// rules whether or not the blank line has arrived, so garbage is refused
+	// when it is seen (not at the handshake timeout) and the answer does not
+	// depend on how the bytes were split.
+	line, rest, ok := bytes.Cut(b, crlf)
+	if !ok {
+		return Request{}, 0, partialLine(line, true, 0, maxLines, full)
 	}
-	head := b[:end+2]
-	n = end + 4
-
-	i := bytes.Index(head, crlf)
-	if err = parseRequestLine(&r, head[:i]); err != nil {
+	if err = parseRequestLine(&r, line); err != nil {
 		return r, 0, err
 	}
-	r.head = head[i+2:]
-	lines := 0
-	for h := r.head; len(h) > 0; {
-		j := bytes.Index(h, crlf)
-		line := h[:j]
-		h = h[j+2:]
+	head := rest
+	for lines := 0; ; {
+		if line, rest, ok = bytes.Cut(rest, crlf); !ok {
+			return Request{}, 0, partialLine(line, false, lines, maxLines, full)
+		}
+		if len(line) == 0 {
+			r.head = head[:len(head)-len(rest)-2]
+			return r, len(b) - len(rest), nil
+		}
 		if lines++; lines > maxLines {
 			return r, 0, ErrTooManyHeaders
 		}
@@ -209,31 +215,28 @@ func ParseRequest(b []byte, maxBytes, maxLines int) (r Request, n int, err error
 			return r, 0, err
 		}
 	}
-	return r, n, nil
 }
 
-// incompleteHead decides whether a head without its blank line may still
-// become valid.
-func incompleteHead(b []byte, maxBytes int) error {
-	if len(b) >= maxBytes {
-		if !bytes.Contains(b[:maxBytes], crlf) {
-			return ErrURITooLong
-		}
-		return ErrHeaderTooLarge
+// partialLine decides whether the line in progress of a head without its
+// blank line may still become valid. It refuses only what the complete line
+// would be refused for, with the same status and in the same order (a header
+// line is counted before it is checked); full reports that the line cannot
+// grow because the head reached maxBytes.
+func partialLine(line []byte, requestLine bool, lines, maxLines int, full bool) error {
+	if !requestLine && len(line) > 0 && string(line) != "\r" && lines+1 > maxLines {
+		return ErrTooManyHeaders // it is a header line, whatever follows
 	}
-	for _, c := range b {
-		if (c < 0x20 && c != '\r' && c != '\n' && c != '\t') || c == 0x7f {
+	for i, c := range line {
+		switch {
+		case c == '\n':
+			return errNeedsCRLF
+		case c == '\r' && i == len(line)-1:
+			// The start of a CRLF.
+		case (c < 0x20 && c != '\t') || c == 0x7f:
 			return ErrBadRequest
 		}
 	}
-	if i := bytes.IndexByte(b, '\n'); i >= 0 && (i == 0 || b[i-1] != '\r') {
-		return errNeedsCRLF
-	}
-	// The lines already complete must be valid, and the line in progress must
-	// still be able to become valid: garbage is refused as soon as it is
-	// seen, not at the handshake timeout.
-	line, rest, ok := bytes.Cut(b, crlf)
-	if !ok {
+	if requestLine {
 		for _, c := range line {
 			if c == ' ' {
 				break
@@ -242,30 +245,24 @@ func incompleteHead(b []byte, maxBytes int) error {
 				return ErrBadRequest
 			}
 		}
-		return nil
-	}
-	var r Request
-	if err := parseRequestLine(&r, line); err != nil {
-		return err
-	}
-	for {
-		if line, rest, ok = bytes.Cut(rest, crlf); !ok {
-			break
+	} else {
+		if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
+			return ErrBadRequest // obsolete line folding
 		}
-		if err := r.header(line); err != nil {
-			return err
+		for _, c := range line {
+			if c == ':' {
+				break
+			}
+			if !isTokenChar(c) && c != '\r' {
+				return ErrBadRequest
+			}
 		}
 	}
-	if len(line) > 0 && (line[0] == ' ' || line[0] == '\t') {
-		return ErrBadRequest // obsolete line folding
-	}
-	for _, c := range line {
-		if c == ':' {
-			break
+	if full {
+		if requestLine {
+			return ErrURITooLong
 		}
-		if !isTokenChar(c) && c != '\r' {
-			return ErrBadRequest
-		}
+		return ErrHeaderTooLarge
 	}
 	return nil
 }
@@ -563,17 +560,20 @@ func hasToken(v []byte, token string) bool {
 	return found
 }
 
-// asciiEqualFold compares b with the lower-case ASCII string s, ignoring case.
+// asciiEqualFold reports whether b and s are equal, ignoring ASCII case.
 func asciiEqualFold(b []byte, s string) bool {
 	if len(b) != len(s) {
 		return false
 	}
 	for i := 0; i < len(b); i++ {
-		c := b[i]
+		c, d := b[i], s[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}
-		if c != s[i] {
+		if 'A' <= d && d <= 'Z' {
+			d += 'a' - 'A'
+		}
+		if c != d {
 			return false
 		}
 	}
