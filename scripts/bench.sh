@@ -30,4 +30,5 @@ if [[ ${1:-} == compare && ! $args =~ " --servers" && ! $args =~ " --server " ]]
     bash "$root/scripts/bench-peers-install.sh"
 fi
 cd "$root/bench"
+export MEGAWS_BENCH_COMMAND="scripts/bench.sh $*"
 exec "$bin/megaws-bench" "$@"

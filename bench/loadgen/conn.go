@@ -491,6 +491,9 @@ func (c *Conn) finish(err error) {
 	case err == nil:
 		l.cnt.closed.Add(1)
 	case errors.Is(err, errAborted):
+	case errors.Is(err, errCloseTimeout):
+		l.cnt.closeTimeouts.Add(1)
+		l.errs.add(err.Error())
 	default:
 		if wasOpen || !errors.Is(err, errEOF) {
 			l.cnt.dropped.Add(1)

@@ -23,6 +23,7 @@ type Counters struct {
 	VerifyErrors   int64 `json:"verify_errors"`   // received payloads that differ from what was expected
 	ProtocolErrors int64 `json:"protocol_errors"` // frames from the server that break RFC 6455
 	Pings          int64 `json:"pings"`           // pings received from the server (each answered with a pong)
+	CloseTimeouts  int64 `json:"close_timeouts"`  // our close frames the server did not answer within CloseTimeout
 }
 
 // Add adds o to c field by field.
@@ -40,10 +41,13 @@ func (c *Counters) Add(o Counters) {
 	c.VerifyErrors += o.VerifyErrors
 	c.ProtocolErrors += o.ProtocolErrors
 	c.Pings += o.Pings
+	c.CloseTimeouts += o.CloseTimeouts
 }
 
 // Errors returns the number of failures of any kind: failed dials, dropped
-// connections, verification and protocol errors.
+// connections, verification and protocol errors. Close handshakes the
+// server left unanswered are counted apart (CloseTimeouts): the connection
+// was already being closed, no data was lost.
 func (c Counters) Errors() int64 {
 	return c.Failed + c.Dropped + c.VerifyErrors + c.ProtocolErrors
 }
@@ -52,7 +56,7 @@ func (c Counters) Errors() int64 {
 type counters struct {
 	dialed, established, failed, open, closed, dropped atomic.Int64
 	sent, recv, bytesSent, bytesRecv                   atomic.Int64
-	verifyErrors, protocolErrors, pings                atomic.Int64
+	verifyErrors, protocolErrors, pings, closeTimeouts atomic.Int64
 }
 
 func (c *counters) snapshot() Counters {
@@ -70,6 +74,7 @@ func (c *counters) snapshot() Counters {
 		VerifyErrors:   c.verifyErrors.Load(),
 		ProtocolErrors: c.protocolErrors.Load(),
 		Pings:          c.pings.Load(),
+		CloseTimeouts:  c.closeTimeouts.Load(),
 	}
 }
 

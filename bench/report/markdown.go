@@ -34,6 +34,9 @@ func (r *Report) Markdown(charts []Chart) string {
 	if len(m.MegawsArgs) > 0 {
 		w("| megaws flags | `%s` |\n", strings.Join(m.MegawsArgs, " "))
 	}
+	if m.LoadAvgBefore != "" {
+		w("| load average (1, 5, 15 min) | %s before, %s after |\n", m.LoadAvgBefore, m.LoadAvgAfter)
+	}
 	w("| repetitions | %d; tables show medians |\n\n", m.Repetitions)
 	w("| server | library | version |\n|---|---|---|\n")
 	for _, t := range m.Targets {
@@ -236,6 +239,7 @@ func (r *Report) idleSection(b *strings.Builder, g *groups, peers []string) {
 			return float64(i.Sample.Latency.P99)
 		}), format: usF},
 		row{label: "failed + dropped connections", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.Counters.Failed + i.Counters.Dropped) }), format: num},
+		row{label: "close handshakes unanswered in 5 s", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.Counters.CloseTimeouts) }), format: num},
 		row{label: "teardown (orderly close), s", value: ir(func(i *scenario.IdleResult) float64 { return i.TeardownSeconds }), format: func(v float64) string { return fmt.Sprintf("%.1f", v) }},
 		row{label: "server processes", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.ServerProcesses) }), format: num},
 		row{label: "client processes", value: ir(func(i *scenario.IdleResult) float64 { return float64(max(i.Processes, 1)) }), format: num},
@@ -283,6 +287,7 @@ func (g *groups) connectRows() []row {
 		{label: "server CPU µs per connection", value: cr(func(c *scenario.ConnectResult) float64 { return c.ServerCPUPerConn }), format: func(v float64) string { return fmt.Sprintf("%.1f", v) }, ratio: true},
 		{label: "orderly close of all, s", value: cr(func(c *scenario.ConnectResult) float64 { return c.CloseSeconds }), format: func(v float64) string { return fmt.Sprintf("%.2f", v) }, ratio: true},
 		{label: "failed", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Failed) }), format: num},
+		{label: "close handshakes unanswered in 5 s", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Counters.CloseTimeouts) }), format: num},
 	}
 }
 

@@ -33,6 +33,8 @@ type Meta struct {
 	Targets          []scenario.Target `json:"targets"`
 	Notes            []string          `json:"notes,omitempty"`
 	Seconds          float64           `json:"seconds"`
+	LoadAvgBefore    string            `json:"loadavg_before"` // /proc/loadavg when the run started
+	LoadAvgAfter     string            `json:"loadavg_after"`
 }
 
 // Run is one scenario run against one target.
@@ -59,10 +61,11 @@ func NewMeta(title string, args []string) Meta {
 	m := Meta{
 		Title:     title,
 		Date:      time.Now().UTC().Format(time.RFC3339),
-		Command:   strings.Join(args, " "),
+		Command:   commandLine(args),
 		Machine:   scenario.ReadMachine(),
 		GoVersion: runtime.Version(),
 	}
+	m.LoadAvgBefore = LoadAvg()
 	if out, err := exec.Command("git", "rev-parse", "--short", "HEAD").Output(); err == nil {
 		m.Commit = strings.TrimSpace(string(out))
 		if out, err := exec.Command("git", "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(out) > 0 {
@@ -70,6 +73,44 @@ func NewMeta(title string, args []string) Meta {
 		}
 	}
 	return m
+}
+
+// CommandEnv names the environment variable through which a wrapper script
+// (scripts/bench.sh, scripts/c1m.sh) states the command a user typed.
+const CommandEnv = "MEGAWS_BENCH_COMMAND"
+
+func commandLine(args []string) string {
+	if c := os.Getenv(CommandEnv); c != "" {
+		return c
+	}
+	return strings.Join(args, " ")
+}
+
+// Read loads a report written by Write.
+func Read(dir string) (*Report, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		return nil, err
+	}
+	var r Report
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, err
+	}
+	return &r, nil
+}
+
+// LoadAvg returns the first three fields of /proc/loadavg: how busy the
+// machine was apart from the benchmark.
+func LoadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
 }
 
 // Failed returns the runs that ended in an error.

@@ -46,6 +46,9 @@ func Summary(r Run) string {
 			c.Config.Cycles, c.Config.Conns, num(c.ConnsPerSec), c.Before.ServerFDs, lastFDs(c), mib(c.RSSGrowth),
 			optional(c.Before.ServerGorout), optional(lastGor(c)), c.Counters.Errors())
 	}
+	if ct := closeTimeouts(r); ct > 0 {
+		body += fmt.Sprintf(", %d close handshakes unanswered in 5 s", ct)
+	}
 	if r.Error != "" {
 		if body != "" {
 			body += "; "
@@ -53,6 +56,22 @@ func Summary(r Run) string {
 		return "FAIL " + head + " " + body + "error: " + r.Error
 	}
 	return "ok   " + head + " " + body
+}
+
+func closeTimeouts(r Run) int64 {
+	switch {
+	case r.Echo != nil:
+		return r.Echo.Counters.CloseTimeouts
+	case r.Idle != nil:
+		return r.Idle.Counters.CloseTimeouts
+	case r.Broadcast != nil:
+		return r.Broadcast.Counters.CloseTimeouts
+	case r.Connect != nil:
+		return r.Connect.Counters.CloseTimeouts
+	case r.Churn != nil:
+		return r.Churn.Counters.CloseTimeouts
+	}
+	return 0
 }
 
 func lastFDs(c *scenario.ChurnResult) int {

@@ -175,7 +175,7 @@ func closeClient(cl *loadgen.Client, timeout time.Duration) time.Duration {
 
 func pendingCloses(cl *loadgen.Client) int64 {
 	c := cl.Counters()
-	return c.Established - c.Closed - c.Dropped - c.VerifyErrors - c.Open
+	return c.Established - c.Closed - c.Dropped - c.VerifyErrors - c.CloseTimeouts - c.Open
 }
 
 func commas(n int64) string {

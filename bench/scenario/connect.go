@@ -70,7 +70,7 @@ func RunConnect(ctx context.Context, srv *Server, cfg ConnectConfig, lo Load) (*
 	if c.Established > 0 {
 		r.ServerCPUPerConn = r.ServerCPUSeconds * 1e6 / float64(c.Established)
 	}
-	if final.Closed != c.Established && final.Errors() == 0 {
+	if final.Closed+final.CloseTimeouts != c.Established && final.Errors() == 0 {
 		return r, fmt.Errorf("connect: %d of %d connections closed in order", final.Closed, c.Established)
 	}
 	return r, check(final, r.Errors)
@@ -152,7 +152,7 @@ func RunChurn(ctx context.Context, srv *Server, cfg ChurnConfig, lo Load) (*Chur
 			return r, fmt.Errorf("churn: server still reports %d connections after every close", last.ServerConns)
 		}
 	}
-	if r.Counters.Closed != int64(cfg.Conns*cfg.Cycles) && r.Counters.Errors() == 0 {
+	if r.Counters.Closed+r.Counters.CloseTimeouts != int64(cfg.Conns*cfg.Cycles) && r.Counters.Errors() == 0 {
 		return r, fmt.Errorf("churn: %d of %d connections closed in order", r.Counters.Closed, cfg.Conns*cfg.Cycles)
 	}
 	return r, check(r.Counters, r.Errors)

@@ -267,7 +267,7 @@ func RunIdle(ctx context.Context, srv *Server, cfg IdleConfig, opt IdleOptions) 
 	if r.Sample != nil && r.Sample.Failed > 0 {
 		return r, fmt.Errorf("idle: %d of %d sampled connections did not echo", r.Sample.Failed, r.Sample.Sampled)
 	}
-	if r.Counters.Closed != r.Counters.Established && r.Counters.Errors() == 0 {
+	if r.Counters.Closed+r.Counters.CloseTimeouts != r.Counters.Established && r.Counters.Errors() == 0 {
 		return r, fmt.Errorf("idle: %d of %d connections closed in order", r.Counters.Closed, r.Counters.Established)
 	}
 	return r, check(r.Counters, r.Errors)

@@ -30,6 +30,7 @@ type common struct {
 	quiet      bool
 	out        string
 	megawsArgs string
+	title      string
 }
 
 func (c *common) register(fs *flag.FlagSet, defServers string) {
@@ -46,6 +47,7 @@ func (c *common) register(fs *flag.FlagSet, defServers string) {
 	fs.StringVar(&c.sources, "sources", "127.0.0.2-127.0.0.250", "source addresses to dial from, FIRST-LAST")
 	fs.BoolVar(&c.quiet, "quiet", false, "no live status line")
 	fs.StringVar(&c.out, "out", "", "write the report (report.json, report.md, charts) into this directory")
+	fs.StringVar(&c.title, "title", "", "report title")
 	fs.StringVar(&c.megawsArgs, "megaws-args", "", "extra flags for megaws serve, space-separated (e.g. \"--ping-interval=-1s\")")
 }
 

@@ -33,6 +33,7 @@ Usage:
   megaws-bench churn     repeated connect/close cycles; leaks
   megaws-bench compare   the scenarios against megaws and peers; JSON + Markdown report
   megaws-bench quick     every scenario, tiny, against a few servers (CI)
+  megaws-bench render    re-render report.md and charts from a report.json
   megaws-bench agent     internal: a load-generator process driven by idle
 
 "megaws-bench CMD --help" lists the flags of CMD.
@@ -57,6 +58,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCompare(ctx, args[1:], stdout, stderr)
 	case "quick":
 		err = runQuick(ctx, args[1:], stdout, stderr)
+	case "render":
+		err = runRender(args[1:], stdout, stderr)
 	case "agent":
 		err = runAgent(args[1:], stderr)
 	case "help", "-h", "--help":

@@ -160,6 +160,9 @@ func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, re
 }
 
 func meta(s *setup, c *common, title string, reps int) report.Meta {
+	if c.title != "" {
+		title = c.title
+	}
 	m := report.NewMeta(title, os.Args)
 	m.ServerGOMAXPROCS = s.env.GOMAXPROCS
 	m.LoadGOMAXPROCS = runtime.GOMAXPROCS(0)
@@ -173,6 +176,7 @@ func meta(s *setup, c *common, title string, reps int) report.Meta {
 
 // finish writes the report when asked and fails if any run failed.
 func finish(rep *report.Report, out string, stdout io.Writer) error {
+	rep.Meta.LoadAvgAfter = report.LoadAvg()
 	if out != "" {
 		if err := rep.Write(out); err != nil {
 			return err
@@ -206,4 +210,25 @@ func runAgent(args []string, stderr io.Writer) error {
 		src = append(src[*offset%len(src):], src[:*offset%len(src)]...)
 	}
 	return scenario.ServeAgent(os.Stdin, os.Stdout, *addr, scenario.Load{Loops: *loops, Sources: src})
+}
+
+func runRender(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("megaws-bench render", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	dir := fs.String("dir", "", "report directory holding report.json")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *dir == "" {
+		return usageError{errors.New("render: --dir is required")}
+	}
+	rep, err := report.Read(*dir)
+	if err != nil {
+		return err
+	}
+	if err := rep.Write(*dir); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "report: %s/report.md\n", *dir)
+	return nil
 }
