@@ -38,6 +38,7 @@ type Loop struct {
 	idx      int
 	now      uint32 // current wheel tick
 	slots    [wheelSize + 1]Conn
+	pending  Conn // the slot advance is firing, detached; a local would escape to the heap every tick
 	conns    int
 	timers   timerHeap
 	nextTick uint32 // wheel tick of the next Ticker.OnTick
@@ -111,14 +112,14 @@ func (l *Loop) advance(target uint32) {
 		h := &l.slots[l.now%wheelSize]
 		// Detach the slot so that timers re-armed into it while it is being
 		// processed wait for the next turn.
-		var pending Conn
-		pending.next, pending.prev = &pending, &pending
+		pending := &l.pending
+		pending.next, pending.prev = pending, pending
 		if h.next != h {
 			pending.next, pending.prev = h.next, h.prev
-			h.next.prev, h.prev.next = &pending, &pending
+			h.next.prev, h.prev.next = pending, pending
 			h.next, h.prev = h, h
 		}
-		for pending.next != &pending {
+		for pending.next != pending {
 			c := pending.next
 			unlink(c)
 			if int32(c.due-l.now) > 0 {
