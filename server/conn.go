@@ -1,7 +1,6 @@
 package server
 
 import (
-	"context"
 	"math"
 	"net"
 	"sync/atomic"
@@ -146,7 +145,11 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 	}
 	if q-n > int64(c.l.s.cfg.MaxWriteQueue) {
 		c.sendq.Add(-n)
-		c.closeAsync(ws.StatusPolicyViolation, "write queue full", ErrWriteQueueFull)
+		c.l.postFn(func() {
+			if c.state == stateOpen || c.state == stateClosing {
+				c.l.dropSlow(c)
+			}
+		})
 		return ErrWriteQueueFull
 	}
 	fb := getFrameBuf(int(n))
@@ -157,15 +160,7 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 	} else {
 		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
 	}
-	err := c.gc.AsyncWrite(*fb, func(gnet.Conn, error) error {
-		c.sendq.Add(-n)
-		putFrameBuf(fb)
-		if c.state == stateOpen {
-			c.l.queueFull(c)
-		}
-		return nil
-	})
-	if err != nil {
+	if !c.l.post(task{send: c, buf: fb, n: n}) {
 		c.sendq.Add(-n)
 		putFrameBuf(fb)
 		return ErrClosed
@@ -194,10 +189,7 @@ func (c *Conn) Close(code ws.StatusCode, reason string) error {
 }
 
 func (c *Conn) closeAsync(code ws.StatusCode, reason string, cause error) {
-	_ = c.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		c.l.startClose(c, code, reason, cause)
-		return nil
-	}))
+	c.l.postFn(func() { c.l.startClose(c, code, reason, cause) })
 }
 
 // Clone returns a copy of b: the way to keep a payload beyond OnMessage.

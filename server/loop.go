@@ -48,7 +48,8 @@ type Loop struct {
 	epfd   int    // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
 	paused uint64 // times reading was paused for backpressure
 
-	req Request // the handshake being handled, reused
+	req   Request // the handshake being handled, reused
+	tasks taskQueue
 
 	inflater codec.Inflater
 	deflater *codec.Deflater // created on first use
@@ -57,6 +58,7 @@ type Loop struct {
 
 func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
 	l := &Loop{s: s, el: el, idx: idx, now: now, nextTick: now}
+	l.tasks.run = gnet.RunnableFunc(l.runTasks)
 	for i := range l.slots {
 		h := &l.slots[i]
 		h.next, h.prev = h, h
@@ -327,14 +329,20 @@ func (l *Loop) queueFull(c *Conn) bool {
 	if c.gc.OutboundBuffered() <= l.s.cfg.MaxWriteQueue {
 		return false
 	}
+	l.dropSlow(c)
+	return true
+}
+
+// dropSlow closes a peer that does not read what it is sent: OnClose gets
+// 1008 and ErrWriteQueueFull. No close frame is sent: it would wait behind
+// the full queue.
+func (l *Loop) dropSlow(c *Conn) {
 	l.stats.queueDrops++
 	c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "write queue full", Err: ErrWriteQueueFull}
-	// The queue is full, so a close frame could not get through anyway.
 	c.state = stateClosed
 	if l.corked != c {
 		l.closeNow(c)
 	}
-	return true
 }
 
 // rsv1 is the RSV1 bit in ws.Header.Rsv: "per-message compressed" (RFC 7692 §6).

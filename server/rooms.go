@@ -1,12 +1,10 @@
 package server
 
 import (
-	"context"
 	"sync"
 
 	"github.com/gobwas/ws"
 	"github.com/megaws/megaws/codec"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Room is a named set of connections that receive the same messages: a match,
@@ -54,10 +52,7 @@ func (r *Room) Join(c *Conn) { r.onLoop(c, r.join) }
 func (r *Room) Leave(c *Conn) { r.onLoop(c, r.leave) }
 
 func (r *Room) onLoop(c *Conn, fn func(*Conn)) {
-	_ = c.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
-		fn(c)
-		return nil
-	}))
+	c.l.postFn(func() { fn(c) })
 }
 
 func (r *Room) join(c *Conn) {
@@ -128,14 +123,13 @@ func (r *Room) Len() int {
 	var mu sync.Mutex
 	for _, l := range loops {
 		wg.Add(1)
-		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		ok := l.postFn(func() {
 			defer wg.Done()
 			mu.Lock()
 			n += len(r.loops[l.idx].members)
 			mu.Unlock()
-			return nil
-		}))
-		if err != nil {
+		})
+		if !ok {
 			wg.Done()
 		}
 	}
@@ -149,21 +143,31 @@ func (r *Room) Len() int {
 // copied before Publish returns.
 func (r *Room) Publish(op ws.OpCode, payload []byte) error {
 	return r.s.fanout(op, payload, func(l *Loop, f *sharedFrame, n int) {
-		for _, c := range r.loops[l.idx].members {
-			l.writeSharedTo(c, f, n)
-		}
+		r.each(l, func(c *Conn) { l.writeSharedTo(c, f, n) })
 	})
 }
 
 // PublishExcept is Publish to every member but except (typically the sender).
 func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
 	return r.s.fanout(op, payload, func(l *Loop, f *sharedFrame, n int) {
-		for _, c := range r.loops[l.idx].members {
+		r.each(l, func(c *Conn) {
 			if c != except {
 				l.writeSharedTo(c, f, n)
 			}
-		}
+		})
 	})
+}
+
+// each calls fn for every member on loop l. It walks the members from the
+// end: a write that fails closes its connection, which removes it by moving
+// the last member into its slot — a member already visited.
+func (r *Room) each(l *Loop, fn func(*Conn)) {
+	m := &r.loops[l.idx].members
+	for i := len(*m) - 1; i >= 0; i-- {
+		if i < len(*m) {
+			fn((*m)[i])
+		}
+	}
 }
 
 // SendTo sends one message to each of conns, encoded once. Any goroutine.
@@ -208,12 +212,11 @@ func (s *Server) fanout(op ws.OpCode, payload []byte, deliver func(l *Loop, f *s
 	f.refs.Store(int32(len(loops)))
 	n := len(payload)
 	for _, l := range loops {
-		err := l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+		ok := l.postFn(func() {
 			deliver(l, f, n)
 			f.release()
-			return nil
-		}))
-		if err != nil {
+		})
+		if !ok {
 			f.release()
 		}
 	}

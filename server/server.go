@@ -18,8 +18,6 @@ import (
 // Server is a WebSocket server on gnet event loops. Create it with New, run it
 // with ListenAndServe, stop it with Stop.
 type Server struct {
-	gnet.BuiltinEventEngine
-
 	cfg    Config
 	h      Handler
 	http   HTTPResponder
@@ -66,7 +64,7 @@ func (s *Server) ListenAndServe(addr string) error {
 	if s.cfg.ReusePort && strings.HasSuffix(addr, ":0") && s.cfg.Loops > 1 {
 		return errors.New("megaws: ReusePort with several loops needs an explicit port")
 	}
-	err := gnet.Run(s, "tcp://"+addr,
+	err := gnet.Run(&engine{s: s}, "tcp://"+addr,
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReusePort(s.cfg.ReusePort),
@@ -93,8 +91,8 @@ func (s *Server) Addr() net.Addr { return s.addr }
 // Conns returns the number of open WebSocket connections. Any goroutine.
 func (s *Server) Conns() int { return int(s.open.Load()) }
 
-// OnBoot implements gnet.EventHandler.
-func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
+// onBoot handles gnet's OnBoot.
+func (s *Server) onBoot(eng gnet.Engine) gnet.Action {
 	s.eng = eng
 	s.start = time.Now()
 	if fd, err := eng.Dup(); err == nil {
@@ -111,8 +109,8 @@ func (s *Server) OnBoot(eng gnet.Engine) gnet.Action {
 	return gnet.None
 }
 
-// OnShutdown implements gnet.EventHandler.
-func (s *Server) OnShutdown(gnet.Engine) {
+// onShutdown handles gnet's OnShutdown.
+func (s *Server) onShutdown(gnet.Engine) {
 	if s.tick != nil {
 		s.tick()
 	}
@@ -132,10 +130,7 @@ func (s *Server) runTicker(ctx context.Context) {
 			loops := s.loops
 			s.mu.Unlock()
 			for _, l := range loops {
-				_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
-					l.advance(target)
-					return nil
-				}))
+				l.postFn(func() { l.advance(target) })
 			}
 		}
 	}
@@ -156,8 +151,8 @@ func (s *Server) loopOf(el gnet.EventLoop) *Loop {
 	return l
 }
 
-// OnOpen implements gnet.EventHandler: a TCP connection was accepted.
-func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
+// onOpen handles gnet's OnOpen: a TCP connection was accepted.
+func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
 	}
@@ -169,8 +164,8 @@ func (s *Server) OnOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	return nil, gnet.None
 }
 
-// OnClose implements gnet.EventHandler: the TCP connection is gone.
-func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
+// onClose handles gnet's OnClose: the TCP connection is gone.
+func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil || c.state == stateGone {
 		return gnet.None
@@ -206,8 +201,8 @@ func (s *Server) OnClose(gc gnet.Conn, err error) gnet.Action {
 	return gnet.None
 }
 
-// OnTraffic implements gnet.EventHandler: bytes arrived on gc.
-func (s *Server) OnTraffic(gc gnet.Conn) gnet.Action {
+// onTraffic handles gnet's OnTraffic: bytes arrived on gc.
+func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 	c, _ := gc.Context().(*Conn)
 	if c == nil {
 		return gnet.Close
@@ -250,12 +245,11 @@ func (s *Server) Stop(ctx context.Context) error {
 	loops := s.loops
 	s.mu.Unlock()
 	for _, l := range loops {
-		_ = l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+		l.postFn(func() {
 			l.each(func(c *Conn) {
 				l.startClose(c, 1001, "server stopping", ErrServerStopping)
 			})
-			return nil
-		}))
+		})
 	}
 	var waitErr error
 	t := time.NewTicker(5 * time.Millisecond)
@@ -271,14 +265,23 @@ wait:
 	}
 	// Engine.Stop closes the remaining connections (OnClose runs for each)
 	// and the listeners; give it a moment of its own if ctx is already over.
+	// It only notices the end every 500 ms, so wait for ListenAndServe to
+	// return instead: Stop returns as soon as the engine is down.
+	// Canceling stopCtx on return also ends that Engine.Stop call.
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := s.eng.Stop(stopCtx); err != nil && waitErr == nil {
-		waitErr = err
-	}
+	stopped := make(chan error, 1)
+	go func() { stopped <- s.eng.Stop(stopCtx) }()
 	select {
 	case <-s.done:
-	case <-stopCtx.Done():
+	case err := <-stopped:
+		if err != nil && waitErr == nil {
+			waitErr = err
+		}
+		select {
+		case <-s.done:
+		case <-stopCtx.Done():
+		}
 	}
 	return waitErr
 }
@@ -292,6 +295,19 @@ func sockaddrToTCP(sa unix.Sockaddr) net.Addr {
 	}
 	return nil
 }
+
+// engine adapts a Server to gnet.EventHandler, keeping gnet's types out of
+// Server's exported methods.
+type engine struct {
+	gnet.BuiltinEventEngine
+	s *Server
+}
+
+func (e *engine) OnBoot(eng gnet.Engine) gnet.Action         { return e.s.onBoot(eng) }
+func (e *engine) OnShutdown(eng gnet.Engine)                 { e.s.onShutdown(eng) }
+func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action)   { return e.s.onOpen(c) }
+func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action { return e.s.onClose(c, err) }
+func (e *engine) OnTraffic(c gnet.Conn) gnet.Action          { return e.s.onTraffic(c) }
 
 // gnetLogger routes gnet's logs to the server's slog.Logger.
 type gnetLogger struct{ l *slog.Logger }

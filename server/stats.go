@@ -6,7 +6,6 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
-	"github.com/panjf2000/gnet/v2"
 )
 
 // loopStats are one loop's counters. Only the loop touches them (plain fields,
@@ -82,7 +81,7 @@ func (s *Server) Stats() Stats {
 	for _, l := range loops {
 		wg.Add(1)
 		done := make(chan struct{})
-		err := l.el.Execute(ctx, gnet.RunnableFunc(func(context.Context) error {
+		ok := l.postFn(func() {
 			defer close(done)
 			mu.Lock()
 			defer mu.Unlock()
@@ -103,11 +102,10 @@ func (s *Server) Stats() Stats {
 			for k, v := range ls.protocolErrors {
 				st.ProtocolErrors[k] += v
 			}
-			return nil
-		}))
+		})
 		go func() {
 			defer wg.Done()
-			if err != nil {
+			if !ok {
 				return
 			}
 			select {

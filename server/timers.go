@@ -2,10 +2,7 @@ package server
 
 import (
 	"container/heap"
-	"context"
 	"time"
-
-	"github.com/panjf2000/gnet/v2"
 )
 
 // Timer is a callback scheduled on an event loop by Loop.AfterFunc or
@@ -54,7 +51,7 @@ func (h *timerHeap) Pop() any {
 
 // AfterFunc runs fn on this loop after d (rounded up to the timer resolution,
 // Config.TimerResolution). Loop only: call it from a callback running on this
-// loop; from elsewhere use Conn.Do or Server.Do. fn runs on the loop and must
+// loop; from elsewhere use Conn.Do. fn runs on the loop and must
 // not block.
 func (l *Loop) AfterFunc(d time.Duration, fn func()) *Timer {
 	t := &Timer{l: l, fn: fn, at: l.now + max(l.ticks(d), 1)}
@@ -75,12 +72,15 @@ func (c *Conn) AfterFunc(d time.Duration, fn func(c *Conn)) *Timer {
 // loop's other events; fn does not run if c closes first. It is the way for
 // goroutines to touch per-connection state without locks.
 func (c *Conn) Do(fn func(c *Conn)) error {
-	return c.l.el.Execute(context.Background(), gnet.RunnableFunc(func(context.Context) error {
+	ok := c.l.postFn(func() {
 		if c.state == stateOpen || c.state == stateClosing {
 			fn(c)
 		}
-		return nil
-	}))
+	})
+	if !ok {
+		return ErrClosed
+	}
+	return nil
 }
 
 // Loop returns the event loop that owns c. Any goroutine.

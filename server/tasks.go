@@ -1,0 +1,91 @@
+package server
+
+import (
+	"context"
+	"sync"
+
+	"github.com/panjf2000/gnet/v2"
+)
+
+// task is work handed to an event loop by another goroutine. Sends are typed
+// (no closure per message); everything else is a func.
+type task struct {
+	fn   func()
+	send *Conn   // Send: write buf to send
+	buf  *[]byte // Send: the encoded frame
+	n    int64   // Send: bytes accounted in send.sendq
+}
+
+// taskQueue is a loop's FIFO of tasks. gnet's own task queues may reorder
+// low-priority work under load and run high-priority writes ahead of it, so
+// megaws keeps one ordered queue per loop and asks gnet only to wake the loop
+// when the queue becomes non-empty: Join, Publish, Send, Close and Do run in
+// the order they were called.
+type taskQueue struct {
+	mu        sync.Mutex
+	q, spare  []task
+	scheduled bool
+	run       gnet.Runnable
+}
+
+// post queues t on the loop from any goroutine. It reports false when the
+// loop no longer runs (the server is stopping), in which case t never runs.
+func (l *Loop) post(t task) bool {
+	tq := &l.tasks
+	tq.mu.Lock()
+	tq.q = append(tq.q, t)
+	wake := !tq.scheduled
+	tq.scheduled = true
+	tq.mu.Unlock()
+	if !wake {
+		return true
+	}
+	if err := l.el.Execute(context.Background(), tq.run); err != nil {
+		tq.mu.Lock()
+		tq.q = tq.q[:0]
+		tq.scheduled = false
+		tq.mu.Unlock()
+		return false
+	}
+	return true
+}
+
+// postFn queues fn on the loop.
+func (l *Loop) postFn(fn func()) bool { return l.post(task{fn: fn}) }
+
+// runTasks runs every queued task, in order, on the loop.
+func (l *Loop) runTasks(context.Context) error {
+	tq := &l.tasks
+	tq.mu.Lock()
+	q := tq.q
+	tq.q, tq.spare = tq.spare[:0], nil
+	tq.scheduled = false
+	tq.mu.Unlock()
+	for i := range q {
+		t := &q[i]
+		l.corked = nil
+		if t.send != nil {
+			l.runSend(t.send, t.buf, t.n)
+		} else {
+			t.fn()
+		}
+		*t = task{}
+	}
+	tq.mu.Lock()
+	if tq.spare == nil && cap(q) <= 4096 {
+		tq.spare = q[:0]
+	}
+	tq.mu.Unlock()
+	return nil
+}
+
+// runSend writes a frame queued by Conn.Send.
+func (l *Loop) runSend(c *Conn, buf *[]byte, n int64) {
+	c.sendq.Add(-n)
+	defer putFrameBuf(buf)
+	if c.state != stateOpen || l.queueFull(c) {
+		return
+	}
+	l.stats.msgsOut++
+	_, _ = c.gc.Write(*buf)
+}
