@@ -42,6 +42,9 @@ if [[ -f scripts/fuzz.sh ]]; then
     bash scripts/fuzz.sh "${FUZZTIME:-10s}"
 fi
 
+step "allocation tests (need a build without -race)"
+go test -count=1 -run 'Alloc' ./codec/ ./server/
+
 step "go test -race"
 status=0
 for m in "${modules[@]}"; do
