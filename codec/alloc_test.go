@@ -5,7 +5,6 @@ package codec
 import (
 	"bytes"
 	"testing"
-	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 )
@@ -14,25 +13,6 @@ import (
 // validates and answers every message in buffers it already holds (DESIGN.md,
 // "Zero allocations per message"). The race detector allocates on its own,
 // hence the build tag.
-
-// echoOnce is the codec's share of echoing one client frame, as the server's
-// read loop does it: the frame is in work (masked, as it arrived), a whole
-// text message is validated with utf8.Valid, the reply is appended to out.
-func echoOnce(tb testing.TB, work []byte, out []byte) []byte {
-	h, n, err := DecodeHeader(work)
-	if err != nil || n == 0 {
-		tb.Fatalf("DecodeHeader: %d, %v", n, err)
-	}
-	if err := CheckClientHeader(h, 0, false); err != nil {
-		tb.Fatal(err)
-	}
-	p := work[n : n+int(h.Length)]
-	UnmaskInPlace(p, h.Mask, 0)
-	if h.OpCode == ws.OpText && !utf8.Valid(p) {
-		tb.Fatal("invalid UTF-8")
-	}
-	return AppendFrame(out[:0], h.OpCode, true, p)
-}
 
 func TestEchoPathAllocs(t *testing.T) {
 	for _, sz := range echoSizes {

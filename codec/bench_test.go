@@ -8,6 +8,25 @@ import (
 	"github.com/gobwas/ws"
 )
 
+// echoOnce is the codec's share of echoing one client frame, as the server's
+// read loop does it: the frame is in work (masked, as it arrived), a whole
+// text message is validated with utf8.Valid, the reply is appended to out.
+func echoOnce(tb testing.TB, work []byte, out []byte) []byte {
+	h, n, err := DecodeHeader(work)
+	if err != nil || n == 0 {
+		tb.Fatalf("DecodeHeader: %d, %v", n, err)
+	}
+	if err := CheckClientHeader(h, 0, false); err != nil {
+		tb.Fatal(err)
+	}
+	p := work[n : n+int(h.Length)]
+	UnmaskInPlace(p, h.Mask, 0)
+	if h.OpCode == ws.OpText && !utf8.Valid(p) {
+		tb.Fatal("invalid UTF-8")
+	}
+	return AppendFrame(out[:0], h.OpCode, true, p)
+}
+
 // BenchmarkEcho measures the codec's work for one echoed text frame: decode
 // the header, check it, unmask, validate UTF-8, encode the reply into a
 // reused buffer. Bytes/s count the payload.
