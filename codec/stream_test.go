@@ -282,7 +282,7 @@ func TestStreamChops(t *testing.T) {
 			}
 			checkEvents(t, "byte by byte", decodeChunks(s.wire, s.http, cuts), whole)
 			// Every pair of cuts in a window of the frame part.
-			start := len(s.wire) - min(len(s.wire), 160)
+			start := len(s.wire) - min(len(s.wire), 96)
 			for i := start; i <= len(s.wire); i++ {
 				for j := i; j <= len(s.wire); j++ {
 					checkEvents(t, fmt.Sprintf("cuts %d,%d", i, j), decodeChunks(s.wire, s.http, []int{i, j}), whole)
