@@ -3,6 +3,7 @@ package server
 import (
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gobwas/ws"
@@ -43,6 +44,11 @@ type Loop struct {
 	timers   timerHeap
 	nextTick uint32 // wheel tick of the next Ticker.OnTick
 
+	// tickTarget is the wheel tick the timer goroutine asks the loop to
+	// reach; it posts advanceFn, built once, so a tick allocates no closure.
+	tickTarget atomic.Uint32
+	advanceFn  func()
+
 	stats loopStats
 
 	epfd   int    // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
@@ -59,6 +65,7 @@ type Loop struct {
 func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
 	l := &Loop{s: s, el: el, idx: idx, now: now, nextTick: now}
 	l.tasks.run = gnet.RunnableFunc(l.runTasks)
+	l.advanceFn = func() { l.advance(l.tickTarget.Load()) }
 	for i := range l.slots {
 		h := &l.slots[i]
 		h.next, h.prev = h, h

@@ -130,7 +130,8 @@ func (s *Server) runTicker(ctx context.Context) {
 			loops := s.loops
 			s.mu.Unlock()
 			for _, l := range loops {
-				l.postFn(func() { l.advance(target) })
+				l.tickTarget.Store(target)
+				l.postFn(l.advanceFn)
 			}
 		}
 	}
