@@ -30,5 +30,7 @@ if [[ ${1:-} == compare && ! $args =~ " --servers" && ! $args =~ " --server " ]]
     bash "$root/scripts/bench-peers-install.sh"
 fi
 cd "$root/bench"
-export MEGAWS_BENCH_COMMAND="scripts/bench.sh $*"
+MEGAWS_BENCH_COMMAND="scripts/bench.sh"
+for a in "$@"; do MEGAWS_BENCH_COMMAND+=" $(printf '%q' "$a")"; done
+export MEGAWS_BENCH_COMMAND
 exec "$bin/megaws-bench" "$@"

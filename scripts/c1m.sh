@@ -75,7 +75,9 @@ mkdir -p "$bin"
 
 echo "c1m: $n connections, $workers megaws processes, $clients client processes, hold $hold, open files limit $nofile"
 cd "$root/bench"
-export MEGAWS_BENCH_COMMAND="scripts/c1m.sh${orig[*]:+ ${orig[*]}}"
+MEGAWS_BENCH_COMMAND="scripts/c1m.sh"
+for a in "${orig[@]}"; do MEGAWS_BENCH_COMMAND+=" $(printf '%q' "$a")"; done
+export MEGAWS_BENCH_COMMAND
 checkpoints=""
 for c in 100000 250000 500000 750000; do
     (( c < n )) && checkpoints+="${checkpoints:+,}$c"

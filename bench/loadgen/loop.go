@@ -25,7 +25,7 @@ type Handler interface {
 	// OnClose is called when an open connection ends; err is nil for an
 	// orderly close this side asked for.
 	OnClose(c *Conn, err error)
-	// OnTick is called on every loop iteration, at least every TickInterval.
+	// OnTick is called on every loop iteration, at least every Config.Tick.
 	OnTick(now time.Time)
 }
 
@@ -38,8 +38,9 @@ func (NopHandler) OnMessage(*Conn, bool, []byte) {}
 func (NopHandler) OnClose(*Conn, error)          {}
 func (NopHandler) OnTick(time.Time)              {}
 
-// TickInterval is the longest a loop sleeps in epoll_wait.
-const TickInterval = 2 * time.Millisecond
+// DefaultTick is the longest a loop sleeps in epoll_wait unless
+// Config.Tick says otherwise.
+const DefaultTick = 2 * time.Millisecond
 
 // Config configures a Client. The zero value of every field but Addr has a
 // documented default.
@@ -64,6 +65,10 @@ type Config struct {
 	// CloseTimeout bounds the wait for the server's close frame after ours.
 	// Default 5 s.
 	CloseTimeout time.Duration
+	// Tick is the longest the loop sleeps waiting for events, and so the
+	// granularity of OnTick. Default 2 ms; processes that only hold idle
+	// connections use more, so many of them do not wake the CPUs for nothing.
+	Tick time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -81,6 +86,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CloseTimeout <= 0 {
 		c.CloseTimeout = 5 * time.Second
+	}
+	if c.Tick <= 0 {
+		c.Tick = DefaultTick
 	}
 	return c
 }
@@ -197,7 +205,7 @@ func (l *Loop) run() {
 	events := make([]unix.EpollEvent, 512)
 	lastScan := time.Now()
 	for {
-		n, err := unix.EpollWait(l.epfd, events, int(TickInterval/time.Millisecond))
+		n, err := unix.EpollWait(l.epfd, events, int(l.cfg.Tick/time.Millisecond))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			l.errs.add("epoll_wait: " + err.Error())
 			n = 0

@@ -47,7 +47,10 @@ func Summary(r Run) string {
 			optional(c.Before.ServerGorout), optional(lastGor(c)), c.Counters.Errors())
 	}
 	if ct := closeTimeouts(r); ct > 0 {
-		body += fmt.Sprintf(", %d close handshakes unanswered in 5 s", ct)
+		body += fmt.Sprintf(", %d close handshakes unanswered in time", ct)
+	}
+	if errs := runErrors(r); len(errs) > 0 && r.Error != "" && !strings.Contains(r.Error, "×") {
+		body += ", errors seen: " + scenario.FormatErrors(errs)
 	}
 	if r.Error != "" {
 		if body != "" {
@@ -56,6 +59,22 @@ func Summary(r Run) string {
 		return "FAIL " + head + " " + body + "error: " + r.Error
 	}
 	return "ok   " + head + " " + body
+}
+
+func runErrors(r Run) map[string]int64 {
+	switch {
+	case r.Echo != nil:
+		return r.Echo.Errors
+	case r.Idle != nil:
+		return r.Idle.Errors
+	case r.Broadcast != nil:
+		return r.Broadcast.Errors
+	case r.Connect != nil:
+		return r.Connect.Errors
+	case r.Churn != nil:
+		return r.Churn.Errors
+	}
+	return nil
 }
 
 func closeTimeouts(r Run) int64 {

@@ -241,8 +241,14 @@ type remoteAgent struct {
 }
 
 // startRemoteAgent starts the harness binary (self) as an agent.
-func startRemoteAgent(self []string, addr string, offset int, loops int, cpus []int) (*remoteAgent, error) {
-	args := append(append([]string(nil), self[1:]...), "agent", "--addr", addr, "--source-offset", strconv.Itoa(offset), "--loops", strconv.Itoa(max(loops, 1)))
+func startRemoteAgent(self []string, addr string, offset int, lo Load, cpus []int) (*remoteAgent, error) {
+	args := append(append([]string(nil), self[1:]...), "agent", "--addr", addr, "--source-offset", strconv.Itoa(offset), "--loops", strconv.Itoa(max(lo.Loops, 1)))
+	if lo.MaxPending > 0 {
+		args = append(args, "--pending", strconv.Itoa(lo.MaxPending))
+	}
+	if lo.HandshakeTimeout > 0 {
+		args = append(args, "--handshake-timeout", lo.HandshakeTimeout.String())
+	}
 	cmd := exec.Command(self[0], args...)
 	if len(cpus) > 0 {
 		ts, err := exec.LookPath("taskset")

@@ -17,10 +17,16 @@ import (
 
 // Load configures the load generator of a scenario.
 type Load struct {
-	Loops      int          // event loops in this process (default 1)
-	Sources    []netip.Addr // source addresses (default 127.0.0.2-127.0.0.250)
-	MaxPending int          // dials in flight per loop (default 256)
-	Progress   io.Writer    // live status; nil for none
+	Loops      int           // event loops in this process (default 1)
+	Sources    []netip.Addr  // source addresses (default 127.0.0.2-127.0.0.250)
+	MaxPending int           // dials in flight per loop (default 256)
+	Progress   io.Writer     // live status; nil for none
+	Tick       time.Duration // event-loop wake-up interval (default 2 ms)
+	// CloseTimeout bounds the wait for the server's answer to a close
+	// frame (default 5 s).
+	CloseTimeout time.Duration
+	// HandshakeTimeout bounds connect plus handshake (default 10 s).
+	HandshakeTimeout time.Duration
 }
 
 func (lo Load) config(addr string) loadgen.Config {
@@ -28,7 +34,7 @@ func (lo Load) config(addr string) loadgen.Config {
 	if src == nil {
 		src = DefaultSources()
 	}
-	return loadgen.Config{Addr: addr, Loops: lo.Loops, SourceIPs: src, MaxPending: lo.MaxPending}
+	return loadgen.Config{Addr: addr, Loops: lo.Loops, SourceIPs: src, MaxPending: lo.MaxPending, Tick: lo.Tick, CloseTimeout: lo.CloseTimeout, HandshakeTimeout: lo.HandshakeTimeout}
 }
 
 // Failure is the error a run returns when the load generator counted errors.

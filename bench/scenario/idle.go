@@ -147,7 +147,7 @@ func RunIdle(ctx context.Context, srv *Server, cfg IdleConfig, opt IdleOptions) 
 			return nil, fmt.Errorf("idle: %d connections need agent processes, and no command to start them", cfg.Conns)
 		}
 		for i := range procs {
-			a, err := startRemoteAgent(opt.Self, srv.Addr, i*37, opt.Loops, opt.AgentCPUs)
+			a, err := startRemoteAgent(opt.Self, srv.Addr, i*37, opt.Load, opt.AgentCPUs)
 			if err != nil {
 				return nil, fmt.Errorf("idle: start agent %d: %w", i, err)
 			}

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/megaws/megaws/bench/scenario"
 )
@@ -31,6 +32,8 @@ type common struct {
 	out        string
 	megawsArgs string
 	title      string
+	pending    int
+	hsTimeout  time.Duration
 }
 
 func (c *common) register(fs *flag.FlagSet, defServers string) {
@@ -48,6 +51,8 @@ func (c *common) register(fs *flag.FlagSet, defServers string) {
 	fs.BoolVar(&c.quiet, "quiet", false, "no live status line")
 	fs.StringVar(&c.out, "out", "", "write the report (report.json, report.md, charts) into this directory")
 	fs.StringVar(&c.title, "title", "", "report title")
+	fs.IntVar(&c.pending, "pending", 0, "dials in flight per client event loop (default 256)")
+	fs.DurationVar(&c.hsTimeout, "handshake-timeout", 0, "client connect + handshake time limit (default 10s)")
 	fs.StringVar(&c.megawsArgs, "megaws-args", "", "extra flags for megaws serve, space-separated (e.g. \"--ping-interval=-1s\")")
 }
 
@@ -127,7 +132,7 @@ func (c *common) setup(ctx context.Context, stderr io.Writer) (*setup, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &setup{env: env, targets: targets, loadCPU: loadCPU, load: scenario.Load{Loops: c.clientLoop, Sources: src}}
+	s := &setup{env: env, targets: targets, loadCPU: loadCPU, load: scenario.Load{Loops: c.clientLoop, Sources: src, MaxPending: c.pending, HandshakeTimeout: c.hsTimeout}}
 	if !c.quiet {
 		s.load.Progress = stderr
 	}

@@ -196,6 +196,8 @@ func runAgent(args []string, stderr io.Writer) error {
 	offset := fs.Int("source-offset", 0, "first source address index")
 	loops := fs.Int("loops", 1, "event loops")
 	sources := fs.String("sources", "127.0.0.2-127.0.0.250", "source addresses FIRST-LAST")
+	pending := fs.Int("pending", 0, "dials in flight per loop (default 256)")
+	hsTimeout := fs.Duration("handshake-timeout", 0, "connect + handshake time limit (default 10s)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -209,7 +211,11 @@ func runAgent(args []string, stderr io.Writer) error {
 	if *offset > 0 {
 		src = append(src[*offset%len(src):], src[:*offset%len(src)]...)
 	}
-	return scenario.ServeAgent(os.Stdin, os.Stdout, *addr, scenario.Load{Loops: *loops, Sources: src})
+	// An agent only holds idle connections: wake up rarely, there may be
+	// dozens of agents on two CPUs. Its teardown closes thousands of
+	// connections at once on a machine shared with dozens of server
+	// processes: give the server time to answer every close frame.
+	return scenario.ServeAgent(os.Stdin, os.Stdout, *addr, scenario.Load{Loops: *loops, Sources: src, MaxPending: *pending, HandshakeTimeout: *hsTimeout, Tick: 50 * time.Millisecond, CloseTimeout: time.Minute})
 }
 
 func runRender(args []string, stdout, stderr io.Writer) error {
