@@ -527,10 +527,9 @@ func TestAutobahnLimits(t *testing.T) {
 	run := func(name string, fn func(c *rawConn)) {
 		t.Run(name, func(t *testing.T) {
 			c := dialRaw(t, addr)
-			_ = c.SetDeadline(time.Now().Add(2 * time.Minute))
+			_ = c.SetDeadline(time.Now().Add(3 * ioTimeout))
 			c.handshake("/")
 			fn(c)
-			_ = c.SetDeadline(time.Now().Add(20 * time.Second))
 			c.closeNormal()
 		})
 	}

@@ -25,6 +25,7 @@ const (
 	flagPinged                       // a keepalive ping is outstanding
 	flagDeflate                      // permessage-deflate was negotiated
 	flagCompressed                   // the fragmented message in progress is compressed
+	flagLinger                       // closed, waiting for its outbound bytes to drain
 )
 
 // sendqClosed marks sendq of a closed connection: any Add of a queue-sized

@@ -69,7 +69,7 @@ func dialRaw(tb testing.TB, addr string) *rawConn {
 		tb.Fatalf("dial: %v", err)
 	}
 	tb.Cleanup(func() { c.Close() })
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	return &rawConn{tb: tb, Conn: c, br: bufio.NewReaderSize(c, 64<<10)}
 }
 
@@ -193,6 +193,10 @@ func closePayload(code ws.StatusCode, reason string) []byte {
 	return append([]byte{byte(code >> 8), byte(code)}, reason...)
 }
 
+// ioTimeout bounds each read or write of a test client, generously: a
+// loaded machine running -race must never hit it; a hung server does.
+const ioTimeout = time.Minute
+
 // testMask is the masking key of the frames built by clientFrame.
 var testMask = [4]byte{0x37, 0xfa, 0x21, 0x3d}
 
@@ -230,6 +234,7 @@ func (c *rawConn) writeChopped(b []byte, chop int, pause time.Duration) {
 func (c *rawConn) tryWriteChopped(b []byte, chop int, pause time.Duration) error {
 	for len(b) > 0 {
 		n := min(chop, len(b))
+		_ = c.SetWriteDeadline(time.Now().Add(ioTimeout))
 		if _, err := c.Conn.Write(b[:n]); err != nil {
 			return err
 		}
@@ -246,6 +251,7 @@ func (c *rawConn) tryWriteChopped(b []byte, chop int, pause time.Duration) error
 // control frames whole and at most 125 bytes.
 func (c *rawConn) nextFrame() frame {
 	c.tb.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(ioTimeout))
 	f, err := c.readFrame()
 	if err != nil {
 		c.tb.Fatalf("read frame: %v", err)
@@ -316,7 +322,7 @@ func (c *rawConn) expectQuiet(d time.Duration) {
 	c.tb.Helper()
 	_ = c.SetReadDeadline(time.Now().Add(d))
 	_, err := c.br.Peek(1)
-	_ = c.SetDeadline(time.Now().Add(20 * time.Second))
+	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	var ne net.Error
 	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
 		c.tb.Fatalf("expected silence for %v, got %v (%d bytes buffered)", d, err, c.br.Buffered())
@@ -370,15 +376,20 @@ func (r *recorder) counts() (opens, closes int) {
 	return r.opens, closes
 }
 
+// errs returns the OnClose errors of connection id.
+func (r *recorder) errs(id uint64) []error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]error(nil), r.closes[id]...)
+}
+
 // waitClosed waits for the next OnClose and returns its connection's errors.
 func (r *recorder) waitClosed(tb testing.TB) (uint64, []error) {
 	tb.Helper()
 	select {
 	case id := <-r.closed:
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		return id, append([]error(nil), r.closes[id]...)
-	case <-time.After(20 * time.Second):
+		return id, r.errs(id)
+	case <-time.After(ioTimeout):
 		tb.Fatal("OnClose was not called")
 		return 0, nil
 	}
@@ -387,6 +398,7 @@ func (r *recorder) waitClosed(tb testing.TB) (uint64, []error) {
 // checkEcho checks that c, an open connection, still gets its messages back.
 func checkEcho(tb testing.TB, c *rawConn, msg string) {
 	tb.Helper()
+	_ = c.SetDeadline(time.Now().Add(ioTimeout))
 	c.writeFrame(ws.OpText, true, []byte(msg))
 	f := c.mustFrame()
 	if f.h.OpCode != ws.OpText || string(f.payload) != msg {

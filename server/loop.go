@@ -215,9 +215,33 @@ func (l *Loop) fire(c *Conn) {
 		c.extState().closeErr.Err = ErrCloseTimeout
 		c.state = stateClosed
 		l.closeNow(c)
+	case stateClosed:
+		// Lingering: close once the outbound bytes are sent, or at the
+		// deadline (in lastRead) if the peer does not read them.
+		if c.gc.OutboundBuffered() == 0 || int32(l.now-c.lastRead) >= 0 {
+			l.closeNow(c)
+			return
+		}
+		l.schedule(c, l.now+1)
 	default:
 		l.park(c)
 	}
+}
+
+// linger keeps a closed connection open until gnet has sent its outbound
+// bytes, checking every tick, for at most CloseTimeout; input meanwhile is
+// discarded and does not extend the wait. It reports false for a connection
+// dropped because it does not read: its bytes would never drain.
+func (l *Loop) linger(c *Conn) bool {
+	if c.ext != nil && c.ext.closeErr != nil && c.ext.closeErr.Err == ErrWriteQueueFull {
+		return false
+	}
+	if c.flags&flagLinger == 0 {
+		c.flags |= flagLinger
+		c.lastRead = l.now + max(l.ticks(l.s.cfg.CloseTimeout), 1)
+		l.schedule(c, l.now+1)
+	}
+	return true
 }
 
 // closeNow closes c's TCP connection from its loop; gnet flushes what is

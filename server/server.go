@@ -223,6 +223,11 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 	}
 	if c.state == stateClosed {
 		_, _ = gc.Discard(-1)
+		// gnet would drop what the socket does not take at once: the last
+		// messages and the close frame. Close once they are out.
+		if gc.OutboundBuffered() > 0 && l.linger(c) {
+			return gnet.None
+		}
 		return gnet.Close
 	}
 	return gnet.None
