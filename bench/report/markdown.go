@@ -258,6 +258,8 @@ func echoSection(b *strings.Builder, g *groups, peers []string) {
 		{"round trips/s", func(e *scenario.EchoResult) float64 { return e.RoundTripsPerSec }, num, true},
 		{"server CPU µs per message", func(e *scenario.EchoResult) float64 { return e.ServerCPUPerMsg }, func(v float64) string { return fmt.Sprintf("%.2f", v) }, false},
 		{"MB/s", func(e *scenario.EchoResult) float64 { return e.MBPerSec }, func(v float64) string { return fmt.Sprintf("%.1f", v) }, true},
+		{"server allocations per message (Go servers)", func(e *scenario.EchoResult) float64 { return e.ServerAllocsPerMsg }, func(v float64) string { return fmt.Sprintf("%.4f", v) }, false},
+		{"peak server RSS", func(e *scenario.EchoResult) float64 { return float64(e.PeakRSS) }, func(v float64) string { return fmt.Sprintf("%.0f MiB", v/(1<<20)) }, false},
 		{"latency p50", func(e *scenario.EchoResult) float64 { return float64(e.Latency.P50) }, usF, false},
 		{"latency p99", func(e *scenario.EchoResult) float64 { return float64(e.Latency.P99) }, usF, false},
 		{"latency p99.9", func(e *scenario.EchoResult) float64 { return float64(e.Latency.P999) }, usF, false},
@@ -266,8 +268,11 @@ func echoSection(b *strings.Builder, g *groups, peers []string) {
 		var rows []row
 		for _, k := range g.echoKeys {
 			rows = append(rows, row{
-				label:  fmt.Sprintf("%s × %d conns × %d in flight", bytesLabel(k.Size), k.Conns, k.Inflight),
-				value:  func(t string) (float64, bool) { return med(g.echo[k][t], metric.f) },
+				label: fmt.Sprintf("%s × %d conns × %d in flight", bytesLabel(k.Size), k.Conns, k.Inflight),
+				value: func(t string) (float64, bool) {
+					v, ok := med(g.echo[k][t], metric.f)
+					return v, ok && v >= 0 // -1: not published by this server
+				},
 				format: metric.format, ratio: true, higher: metric.higher,
 			})
 		}

@@ -24,17 +24,25 @@ type EchoConfig struct {
 // trips) over the measured window; MB/s is payload bytes echoed per second
 // in one direction.
 type EchoResult struct {
-	Config           EchoConfig       `json:"config"`
-	Seconds          float64          `json:"seconds"`
-	RoundTrips       int64            `json:"round_trips"`
-	RoundTripsPerSec float64          `json:"round_trips_per_sec"`
-	MBPerSec         float64          `json:"mb_per_sec"`
-	Latency          Latency          `json:"latency"`
-	ServerCPUSeconds float64          `json:"server_cpu_seconds"`
-	ServerCPUPerMsg  float64          `json:"server_cpu_per_msg_us"` // server user+sys µs per echoed message
-	ClientCPUSeconds float64          `json:"client_cpu_seconds"`
-	Counters         loadgen.Counters `json:"counters"`
-	Errors           map[string]int64 `json:"errors,omitempty"`
+	Config           EchoConfig `json:"config"`
+	Seconds          float64    `json:"seconds"`
+	RoundTrips       int64      `json:"round_trips"`
+	RoundTripsPerSec float64    `json:"round_trips_per_sec"`
+	MBPerSec         float64    `json:"mb_per_sec"`
+	Latency          Latency    `json:"latency"`
+	ServerCPUSeconds float64    `json:"server_cpu_seconds"`
+	ServerCPUPerMsg  float64    `json:"server_cpu_per_msg_us"` // server user+sys µs per echoed message
+	ClientCPUSeconds float64    `json:"client_cpu_seconds"`
+	// ServerAllocsPerMsg is the growth of the server's runtime.MemStats.Mallocs
+	// over the measured window divided by the messages echoed (Go servers
+	// with an admin endpoint; -1 otherwise). It includes the two /debug/vars
+	// reads that bracket the window.
+	ServerAllocsPerMsg float64 `json:"server_allocs_per_msg"`
+	// PeakRSS is the largest server RSS (summed over its processes) sampled
+	// every 100 ms during the measured window.
+	PeakRSS  int64            `json:"peak_rss"`
+	Counters loadgen.Counters `json:"counters"`
+	Errors   map[string]int64 `json:"errors,omitempty"`
 }
 
 type echoHandler struct {
@@ -118,16 +126,20 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 		return nil, err
 	}
 	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.hist.Reset(); h.record = true })
+	v0 := srv.Vars()
 	c0, cpu0, self0, t0 := cl.Counters(), srv.CPU(), SelfCPU(), time.Now()
+	peak := srv.RSS()
 	for end := t0.Add(cfg.Duration); time.Now().Before(end); {
 		if err := sleepCtx(ctx, min(100*time.Millisecond, time.Until(end))); err != nil {
 			return nil, err
 		}
+		peak = max(peak, srv.RSS())
 		c := cl.Counters()
 		el := time.Since(t0).Seconds()
 		p.show(false, "%s: %.0f msg/s, %d errors, %.1fs", label, float64(c.Recv-c0.Recv)/el, c.Errors(), el)
 	}
 	c1, cpu1, self1, t1 := cl.Counters(), srv.CPU(), SelfCPU(), time.Now()
+	v1 := srv.Vars()
 	p.done()
 	hist := loadgen.NewHistogram()
 	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.running, h.record = false, false; hist.Merge(h.hist) })
@@ -152,9 +164,14 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 		ClientCPUSeconds: (self1 - self0).Seconds(),
 		Counters:         final,
 		Errors:           cl.Errors(),
+		PeakRSS:          peak,
 	}
+	r.ServerAllocsPerMsg = -1
 	if rt > 0 {
 		r.ServerCPUPerMsg = r.ServerCPUSeconds * 1e6 / float64(rt)
+		if v0.Mallocs >= 0 && v1.Mallocs >= v0.Mallocs {
+			r.ServerAllocsPerMsg = float64(v1.Mallocs-v0.Mallocs) / float64(rt)
+		}
 	}
 	if final.Recv < final.Sent && final.Errors() == 0 {
 		return r, fmt.Errorf("echo: %d messages sent were never echoed", final.Sent-final.Recv)

@@ -334,11 +334,12 @@ type Vars struct {
 	Goroutines  int64 `json:"goroutines"`
 	HeapInuse   int64 `json:"heap_inuse"`
 	Sys         int64 `json:"sys"`
+	Mallocs     int64 `json:"mallocs"` // cumulative heap allocations (runtime.MemStats.Mallocs)
 }
 
 // Vars fetches and sums /debug/vars of every server process.
 func (s *Server) Vars() Vars {
-	v := Vars{Connections: -1, Goroutines: -1, HeapInuse: -1, Sys: -1}
+	v := Vars{Connections: -1, Goroutines: -1, HeapInuse: -1, Sys: -1, Mallocs: -1}
 	add := func(dst *int64, x *int64) {
 		if x == nil {
 			return
@@ -358,6 +359,7 @@ func (s *Server) Vars() Vars {
 		if r.Memstats != nil {
 			add(&v.HeapInuse, r.Memstats.HeapInuse)
 			add(&v.Sys, r.Memstats.Sys)
+			add(&v.Mallocs, r.Memstats.Mallocs)
 		}
 	}
 	return v
@@ -369,6 +371,7 @@ type rawVars struct {
 	Memstats    *struct {
 		HeapInuse *int64 `json:"HeapInuse"`
 		Sys       *int64 `json:"Sys"`
+		Mallocs   *int64 `json:"Mallocs"`
 	} `json:"memstats"`
 }
 
