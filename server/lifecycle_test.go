@@ -17,6 +17,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"strings"
 	"sync"
@@ -51,6 +52,25 @@ func totalAlloc() uint64 {
 	return m.TotalAlloc
 }
 
+// rss returns this process's resident set size in bytes after returning
+// free memory to the OS, or 0 where /proc is missing. The test clients live
+// in the same process, so it is logged, not asserted: live heap is.
+func rss() uint64 {
+	debug.FreeOSMemory()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			var kb uint64
+			_, _ = fmt.Sscan(strings.TrimSuffix(strings.TrimSpace(v), " kB"), &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
 // openFDs counts this process's open file descriptors, or -1 where /proc is
 // missing.
 func openFDs() int {
@@ -68,7 +88,7 @@ const heapSlack = 8 << 20
 
 // checkBaseline waits until open fds, the live heap and goroutines are back
 // to their baselines (plus a small slack), and fails if they do not come back.
-func checkBaseline(t *testing.T, what string, fds int, heap uint64, goroutines int) {
+func checkBaseline(t *testing.T, what string, fds int, heap, rssBefore uint64, goroutines int) {
 	t.Helper()
 	var nowFDs, nowG int
 	var nowHeap uint64
@@ -77,8 +97,8 @@ func checkBaseline(t *testing.T, what string, fds int, heap uint64, goroutines i
 		nowHeap = liveHeap()
 		return nowFDs <= fds+4 && nowHeap <= heap+heapSlack && nowG <= goroutines+2
 	})
-	t.Logf("%s: fds %d -> %d, live heap %.1f -> %.1f MiB, goroutines %d -> %d", what,
-		fds, nowFDs, float64(heap)/(1<<20), float64(nowHeap)/(1<<20), goroutines, nowG)
+	t.Logf("%s: fds %d -> %d, live heap %.1f -> %.1f MiB, RSS (test clients included) %.1f -> %.1f MiB, goroutines %d -> %d", what,
+		fds, nowFDs, float64(heap)/(1<<20), float64(nowHeap)/(1<<20), float64(rssBefore)/(1<<20), float64(rss())/(1<<20), goroutines, nowG)
 	if !ok {
 		t.Fatalf("%s: resources did not return to baseline", what)
 	}
@@ -95,7 +115,7 @@ func TestSlowloris(t *testing.T) {
 	_, addr := startServer(t, rec, server.Config{HandshakeTimeout: timeout})
 	healthy := dialRaw(t, addr)
 	healthy.handshake("/healthy")
-	baseFDs, baseHeap, baseG := openFDs(), liveHeap(), runtime.NumGoroutine()
+	baseFDs, baseHeap, baseRSS, baseG := openFDs(), liveHeap(), rss(), runtime.NumGoroutine()
 
 	request := []byte(upgradeRequest("/", ""))
 	type slow struct {
@@ -192,7 +212,7 @@ func TestSlowloris(t *testing.T) {
 		s.conn.Close()
 	}
 	conns = nil
-	checkBaseline(t, "slowloris", baseFDs, baseHeap, baseG)
+	checkBaseline(t, "slowloris", baseFDs, baseHeap, baseRSS, baseG)
 }
 
 // bombHeader returns a masked frame header claiming length n (64-bit form).
@@ -531,7 +551,7 @@ func TestAbruptDisconnect(t *testing.T) {
 	s, addr := startServer(t, rec, server.Config{})
 	healthy := dialRaw(t, addr)
 	healthy.handshake("/healthy")
-	baseFDs, baseHeap, baseG := openFDs(), liveHeap(), runtime.NumGoroutine()
+	baseFDs, baseHeap, baseRSS, baseG := openFDs(), liveHeap(), rss(), runtime.NumGoroutine()
 
 	cases := []struct {
 		name      string
@@ -590,7 +610,7 @@ func TestAbruptDisconnect(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { return s.Conns() == 1 }) {
 		t.Fatalf("Conns() = %d after every drop, want 1", s.Conns())
 	}
-	checkBaseline(t, "abrupt disconnects", baseFDs, baseHeap, baseG)
+	checkBaseline(t, "abrupt disconnects", baseFDs, baseHeap, baseRSS, baseG)
 	// Exactly once: close the healthy connection, stop the server and count
 	// every OnClose.
 	healthy.closeNormal()
@@ -661,7 +681,9 @@ func TestChurn(t *testing.T) {
 	if isLong() {
 		cycles = 100_000
 	}
-	rec := newRecorder()
+	// A counting handler: a recorder would keep every connection's error,
+	// which is test memory, not server memory.
+	rec := &counter{}
 	s, addr := startServer(t, rec, server.Config{})
 	// Warm up the loops' buffers before taking the baseline.
 	for range 10 {
@@ -673,7 +695,7 @@ func TestChurn(t *testing.T) {
 	if !waitFor(10*time.Second, func() bool { _, cl := rec.counts(); return cl == 10 }) {
 		t.Fatal("warm-up connections did not close")
 	}
-	baseFDs, baseHeap, baseG := openFDs(), liveHeap(), runtime.NumGoroutine()
+	baseFDs, baseHeap, baseRSS, baseG := openFDs(), liveHeap(), rss(), runtime.NumGoroutine()
 	port := s.Addr().(*net.TCPAddr).Port
 	const workers = 4
 	var next atomic.Int64
@@ -712,9 +734,33 @@ func TestChurn(t *testing.T) {
 		o, cl := rec.counts()
 		t.Fatalf("%d OnOpen and %d OnClose for %d cycles", o, cl, cycles+10)
 	}
+	if bad := rec.unclean.Load(); bad != 0 {
+		t.Fatalf("%d connections did not end with a clean 1000 close: %v", bad, rec.lastUnclean.Load())
+	}
 	t.Logf("%d cycles in %v (%.0f/s)", cycles, elapsed.Round(time.Millisecond), float64(cycles)/elapsed.Seconds())
-	checkBaseline(t, "churn", baseFDs, baseHeap, baseG)
+	checkBaseline(t, "churn", baseFDs, baseHeap, baseRSS, baseG)
 }
+
+// counter is an echo handler that counts OnOpen and OnClose calls, and the
+// connections that did not end with a clean close 1000 from the peer.
+type counter struct {
+	echo
+	opens, closes, unclean atomic.Int64
+	lastUnclean            atomic.Value
+}
+
+func (h *counter) OnOpen(*server.Conn) { h.opens.Add(1) }
+
+func (h *counter) OnClose(_ *server.Conn, err error) {
+	var ce *server.CloseError
+	if !errors.As(err, &ce) || ce.Code != 1000 || !ce.Remote || ce.Err != nil {
+		h.unclean.Add(1)
+		h.lastUnclean.Store(fmt.Sprint(err))
+	}
+	h.closes.Add(1)
+}
+
+func (h *counter) counts() (opens, closes int) { return int(h.opens.Load()), int(h.closes.Load()) }
 
 // churnCycle is one connection's life: dial, upgrade, one echo, close
 // handshake, server closes TCP.
