@@ -53,7 +53,10 @@ type Config struct {
 	// pong, has arrived for this long. Default: 60 s; negative disables.
 	IdleTimeout time.Duration
 	// CloseTimeout is how long the server waits for the peer's close frame
-	// after sending its own, before closing TCP. Default: 5 s.
+	// after sending its own, before closing TCP. It also bounds how long a
+	// connection that is done (close handshake over, or failed) waits for its
+	// last queued bytes, close frame included, to reach the socket before TCP
+	// is closed. Default: 5 s.
 	CloseTimeout time.Duration
 
 	// TimerResolution is the granularity of every timer: timeouts, keepalive,
