@@ -542,6 +542,59 @@ func TestSlowReader(t *testing.T) {
 	}
 }
 
+// TestSlowReaderBroadcast broadcasts to a client that reads and one that
+// never does: the slow one is dropped (1008, ErrWriteQueueFull) once its
+// queue passes MaxWriteQueue, and the reading one receives every broadcast,
+// in order, before and after.
+func TestSlowReaderBroadcast(t *testing.T) {
+	rec := newRecorder()
+	s, addr := startServer(t, rec, server.Config{Loops: 1})
+	reader := dialRaw(t, addr)
+	reader.handshake("/reader")
+	slow := dialRaw(t, addr)
+	slow.handshake("/slow")
+	if !waitFor(ioTimeout, func() bool { return s.Conns() == 2 }) {
+		t.Fatalf("Conns() = %d", s.Conns())
+	}
+	msg := make([]byte, 64<<10)
+	var errs []error
+	sent := 0
+	for ; sent < 10_000 && errs == nil; sent++ { // 640 MiB: a bound never reached
+		binary.BigEndian.PutUint64(msg, uint64(sent))
+		if err := s.Broadcast(ws.OpBinary, msg); err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+		// One broadcast at a time: the reader's copy arriving means the
+		// slow reader's was queued too.
+		f := reader.nextFrame()
+		if got := binary.BigEndian.Uint64(f.payload); f.h.OpCode != ws.OpBinary || got != uint64(sent) {
+			t.Fatalf("reader got broadcast %d (%v), want %d", got, f.h.OpCode, sent)
+		}
+		select {
+		case id := <-rec.closed:
+			errs = rec.errs(id)
+		default:
+		}
+	}
+	if len(errs) != 1 || server.CloseStatus(errs[0]) != ws.StatusPolicyViolation || !errors.Is(errs[0], server.ErrWriteQueueFull) {
+		t.Fatalf("OnClose %v after %d broadcasts, want 1008 with ErrWriteQueueFull", errs, sent)
+	}
+	t.Logf("slow reader dropped after %d broadcasts of 64 KiB", sent)
+	for i := range 10 {
+		msg[8] = byte(i)
+		if err := s.Broadcast(ws.OpBinary, msg[:100]); err != nil {
+			t.Fatal(err)
+		}
+		if f := reader.nextFrame(); !bytes.Equal(f.payload, msg[:100]) {
+			t.Fatalf("broadcast %d after the drop: wrong payload", i)
+		}
+	}
+	if s.Conns() != 1 {
+		t.Fatalf("Conns() = %d, want 1", s.Conns())
+	}
+	reader.closeNormal()
+}
+
 // TestAbruptDisconnect drops connections in the middle of a frame, a
 // fragmented message and a handshake, with FIN and with RST. OnClose runs
 // exactly once for each connection that was open, with an error matching
