@@ -241,11 +241,6 @@ func textPayload(n int) []byte {
 	return b
 }
 
-func validUTF8(b []byte) bool {
-	var v UTF8
-	return v.Feed(b) && v.Complete()
-}
-
 func TestFrameRoundTrip(t *testing.T) {
 	for _, sz := range echoSizes {
 		t.Run(sz.name, func(t *testing.T) {

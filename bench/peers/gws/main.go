@@ -35,7 +35,7 @@ func (h *handler) OnClose(socket *gws.Conn, err error) {
 }
 
 func (h *handler) OnMessage(socket *gws.Conn, message *gws.Message) {
-	defer message.Close()
+	defer func() { _ = message.Close() }()
 	switch h.peer.Mode {
 	case peercmd.Echo:
 		_ = socket.WriteMessage(message.Opcode, message.Bytes())
