@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // demoCases are the cases demo-e2e.mjs must run; a renamed or dropped case fails.
@@ -59,7 +60,7 @@ func TestDemoBrowser(t *testing.T) {
 
 	png := filepath.Join(artifactDir(t), "demo.png")
 	_ = os.Remove(png)
-	rep := runJS(t, jsTimeout, "demo-e2e.mjs", "http://"+addr+"/", png, "--timeout", "60")
+	rep := runJS(t, 3*time.Minute, "demo-e2e.mjs", "http://"+addr+"/", png, "--timeout", "150")
 	requireAllPass(t, rep, demoCases...)
 	b, err := os.ReadFile(png)
 	if err != nil {

@@ -83,7 +83,7 @@ async function step(name, fn) {
   }
 }
 
-const waitMs = 10_000;
+const waitMs = 30_000;
 const cellSel = (i) => `#board .cell[data-i="${i}"]`;
 
 // openBoard opens the demo in a new window and waits for the server's hello
