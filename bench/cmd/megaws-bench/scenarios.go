@@ -60,8 +60,6 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 		fs.IntVar(&pl.broadcast.Size, "size", 64, "payload size in bytes")
 		fs.Float64Var(&pl.broadcast.Rate, "rate", 100, "messages published per second")
 		fs.DurationVar(&pl.broadcast.Duration, "duration", 10*time.Second, "publishing time")
-	case "connect":
-		fs.IntVar(&pl.connect.Pending, "pending", 256, "handshakes in flight per client loop")
 	case "churn":
 		fs.IntVar(&pl.churn.Cycles, "cycles", 5, "connect/close cycles")
 	}
@@ -89,6 +87,7 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 		pl.conns = []int{conn}
 	}
 	pl.idle.Conns, pl.broadcast.Subscribers, pl.connect.Conns, pl.churn.Conns = conn, conn, conn, conn
+	pl.connect.Pending = c.pending // the common --pending: handshakes in flight per client loop
 
 	s, err := c.setup(ctx, stderr)
 	if err != nil {
