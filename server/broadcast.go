@@ -8,7 +8,56 @@ import "sync/atomic"
 // pool when the last loop is done.
 type sharedFrame struct {
 	buf  *[]byte
+	n    int // payload length, for the counters
 	refs atomic.Int32
+}
+
+// fanTarget says who receives a fan-out: every open connection when room is
+// nil, otherwise the room's members; except is skipped.
+type fanTarget struct {
+	room   *Room
+	except *Conn
+}
+
+// maxBatch bounds how many queued fan-outs one writev carries.
+const maxBatch = 64
+
+// deliverBatch writes the frames of consecutive fan-out tasks for the same
+// target to every recipient of this loop: one write per recipient for the
+// whole batch instead of one per message, which is what a burst of
+// publishes (a game tick, a market feed) needs.
+func (l *Loop) deliverBatch(batch []task) {
+	target := batch[0].target
+	frames := l.fanFrames[:0]
+	payload := 0
+	for i := range batch {
+		frames = append(frames, *batch[i].frame.buf)
+		payload += batch[i].frame.n
+	}
+	l.fanFrames = frames
+	write := func(c *Conn) {
+		if c.state != stateOpen || c == target.except || l.queueFull(c) {
+			return
+		}
+		l.stats.msgsOut += uint64(len(frames))
+		l.stats.bytesOut += uint64(payload)
+		if len(frames) == 1 {
+			_, _ = c.gc.Write(frames[0])
+			return
+		}
+		// gnet's writev trims the slices it was given after a partial
+		// write, so every recipient gets a fresh copy of the headers.
+		l.fanIOV = append(l.fanIOV[:0], frames...)
+		_, _ = c.gc.Writev(l.fanIOV)
+	}
+	if target.room == nil {
+		l.each(write)
+	} else {
+		target.room.each(l, write)
+	}
+	for i := range frames {
+		frames[i] = nil
+	}
 }
 
 func (f *sharedFrame) release() {

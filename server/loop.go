@@ -57,6 +57,9 @@ type Loop struct {
 	req   Request // the handshake being handled, reused
 	tasks taskQueue
 
+	fanFrames [][]byte // frames of the fan-out batch being delivered
+	fanIOV    [][]byte // their copy handed to writev
+
 	inflater codec.Inflater
 	deflater *codec.Deflater // created on first use
 	zbuf     []byte          // compressed payload scratch

@@ -142,20 +142,12 @@ func (r *Room) Len() int {
 // writes the same bytes to its members (see Server.Broadcast). payload is
 // copied before Publish returns.
 func (r *Room) Publish(op ws.OpCode, payload []byte) error {
-	return r.s.fanout(op, payload, func(l *Loop, f *sharedFrame, n int) {
-		r.each(l, func(c *Conn) { l.writeSharedTo(c, f, n) })
-	})
+	return r.s.fanoutTo(op, payload, fanTarget{room: r})
 }
 
 // PublishExcept is Publish to every member but except (typically the sender).
 func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
-	return r.s.fanout(op, payload, func(l *Loop, f *sharedFrame, n int) {
-		r.each(l, func(c *Conn) {
-			if c != except {
-				l.writeSharedTo(c, f, n)
-			}
-		})
-	})
+	return r.s.fanoutTo(op, payload, fanTarget{room: r, except: except})
 }
 
 // each calls fn for every member on loop l. It walks the members from the
@@ -190,9 +182,31 @@ func (s *Server) SendTo(conns []*Conn, op ws.OpCode, payload []byte) error {
 // not accept at once, and the write-queue limit bounds that). payload is
 // copied before Broadcast returns.
 func (s *Server) Broadcast(op ws.OpCode, payload []byte) error {
-	return s.fanout(op, payload, func(l *Loop, f *sharedFrame, n int) {
-		l.each(func(c *Conn) { l.writeSharedTo(c, f, n) })
-	})
+	return s.fanoutTo(op, payload, fanTarget{})
+}
+
+// fanoutTo encodes one frame and queues it on every loop for target. The
+// loops coalesce consecutive fan-outs to the same target: each recipient then
+// gets all of them with one writev (see Loop.deliverBatch).
+func (s *Server) fanoutTo(op ws.OpCode, payload []byte, target fanTarget) error {
+	if op.IsControl() && len(payload) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	if len(loops) == 0 {
+		return nil
+	}
+	f := &sharedFrame{buf: getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload)), n: len(payload)}
+	*f.buf = codec.AppendFrame((*f.buf)[:0], op, true, payload)
+	f.refs.Store(int32(len(loops)))
+	for _, l := range loops {
+		if !l.post(task{frame: f, target: target}) {
+			f.release()
+		}
+	}
+	return nil
 }
 
 // fanout encodes one frame and runs deliver on every loop with it; the frame

@@ -10,10 +10,12 @@ import (
 // task is work handed to an event loop by another goroutine. Sends are typed
 // (no closure per message); everything else is a func.
 type task struct {
-	fn   func()
-	send *Conn   // Send: write buf to send
-	buf  *[]byte // Send: the encoded frame
-	n    int64   // Send: bytes accounted in send.sendq
+	fn     func()
+	frame  *sharedFrame // fan-out: the shared frame
+	target fanTarget    // fan-out: its recipients
+	send   *Conn        // Send: write buf to send
+	buf    *[]byte      // Send: the encoded frame
+	n      int64        // Send: bytes accounted in send.sendq
 }
 
 // taskQueue is a loop's FIFO of tasks. gnet's own task queues may reorder
@@ -61,15 +63,29 @@ func (l *Loop) runTasks(context.Context) error {
 	tq.q, tq.spare = tq.spare[:0], nil
 	tq.scheduled = false
 	tq.mu.Unlock()
-	for i := range q {
+	for i := 0; i < len(q); {
 		t := &q[i]
 		l.corked = nil
+		if t.frame != nil {
+			j := i + 1
+			for j < len(q) && j-i < maxBatch && q[j].frame != nil && q[j].target == t.target {
+				j++
+			}
+			l.deliverBatch(q[i:j])
+			for k := i; k < j; k++ {
+				q[k].frame.release()
+				q[k] = task{}
+			}
+			i = j
+			continue
+		}
 		if t.send != nil {
 			l.runSend(t.send, t.buf, t.n)
 		} else {
 			t.fn()
 		}
 		*t = task{}
+		i++
 	}
 	tq.mu.Lock()
 	if tq.spare == nil && cap(q) <= 4096 {
