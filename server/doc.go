@@ -47,7 +47,11 @@
 // Server.Stats, Server.Conns, Server.Stop; Room.Join, Room.Leave,
 // Room.Publish, Room.PublishExcept, Room.Len; Conn.Send, Conn.Ping,
 // Conn.Close, Conn.Do, Conn.ID, Conn.Path, Conn.Loop; Loop.Index. None of them
-// blocks on the network: they queue work for the loops.
+// blocks on the network: they queue work for the loops. Each loop runs that
+// work in the order it was queued, so a message published after Room.Join
+// returns reaches the new member, and a Send followed by a Close delivers the
+// message before the close frame. Consecutive publishes to the same room (or
+// broadcasts) are written to each recipient with a single writev.
 //
 // Loop only (from a callback running on the connection's loop): Conn.WriteMessage,
 // Conn.WriteText, Conn.WriteBinary, Conn.Context, Conn.SetContext,

@@ -19,8 +19,12 @@ Usage:
   megaws version          print the version
   megaws help             this text; "megaws serve --help" lists the flags
 
-Plain HTTP on the same port: GET /healthz answers 200; any other request
-without a WebSocket upgrade answers 426 Upgrade Required.
+Plain HTTP on the same port: GET /healthz answers 200; in --mode demo, GET /
+serves the demo page; any other request without a WebSocket upgrade answers
+426 Upgrade Required (405 for methods other than GET and HEAD).
+
+wss://: megaws speaks plain TCP; terminate TLS in front of it (a tested nginx
+configuration is in scripts/nginx/megaws.conf).
 `
 
 const version = "0.1.0"
