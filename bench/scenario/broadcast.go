@@ -100,11 +100,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 	defer cl.Close()
 	p := newProgress(lo.Progress)
 	label := fmt.Sprintf("broadcast %s n=%d %dB@%.0f/s", srv.Target.Name, cfg.Subscribers, cfg.Size, cfg.Rate)
-	cl.Dial(cfg.Subscribers)
-	if _, err := waitEstablished(ctx, cl, int64(cfg.Subscribers), 60*time.Second, p, label); err != nil {
-		return nil, err
-	}
-	if err := check(cl.Counters(), cl.Errors()); err != nil {
+	if err := openAll(ctx, cl, cfg.Subscribers, p, label); err != nil {
 		return nil, err
 	}
 	// Servers register a connection after the handshake; wait until all are in.

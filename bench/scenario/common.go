@@ -129,6 +129,16 @@ type counterSource interface {
 
 // waitEstablished waits until target dials have completed (established or
 // failed), showing progress, for at most timeout. It returns the time taken.
+// openAll dials n connections and waits up to a minute until all are
+// established with nothing wrong on the way.
+func openAll(ctx context.Context, cl *loadgen.Client, n int, p *progress, label string) error {
+	cl.Dial(n)
+	if _, err := waitEstablished(ctx, cl, int64(n), 60*time.Second, p, label); err != nil {
+		return err
+	}
+	return check(cl.Counters(), cl.Errors())
+}
+
 func waitEstablished(ctx context.Context, src counterSource, target int64, timeout time.Duration, p *progress, label string) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(timeout)

@@ -113,11 +113,7 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 	defer cl.Close()
 	p := newProgress(lo.Progress)
 	label := fmt.Sprintf("echo %s %dB×%d c=%d", srv.Target.Name, cfg.Size, cfg.Inflight, cfg.Conns)
-	cl.Dial(cfg.Conns)
-	if _, err := waitEstablished(ctx, cl, int64(cfg.Conns), 60*time.Second, p, label); err != nil {
-		return nil, err
-	}
-	if err := check(cl.Counters(), cl.Errors()); err != nil {
+	if err := openAll(ctx, cl, cfg.Conns, p, label); err != nil {
 		return nil, err
 	}
 	handlerOf := func(l *loadgen.Loop) *echoHandler { return hs[l.Index] }
