@@ -52,14 +52,12 @@ type Conn struct {
 	next, prev *Conn
 	due        uint32 // wheel tick at which the connection's timer fires
 	lastRead   uint32 // wheel tick of the last frame received
-	partial    uint32 // payload bytes of the incomplete current frame already UTF-8 validated
-	slot       uint16
+	slot       uint16 // list of the loop the connection is in (Loop.heads), or noSlot
 	state      uint8
 	flags      uint8
 	fragOp     ws.OpCode  // opcode of the fragmented message in progress, or 0
-	utf8       codec.UTF8 // validation state of a fragmented text message
+	utf8       codec.UTF8 // validation state of a fragmented or partly arrived text message
 
-	asm *[]byte  // reassembly buffer of a fragmented message; nil otherwise
 	ext *connExt // rarely used state; nil for most connections
 	// sendq counts bytes handed to gnet by Send and not yet written to the
 	// socket or gnet's buffer; sendqClosed once the connection is closed.
@@ -72,6 +70,17 @@ type connExt struct {
 	protocol string
 	closeErr *CloseError
 	rooms    []*Room
+	asm      *[]byte // reassembly buffer of a fragmented message; nil otherwise
+	partial  uint32  // payload bytes of the incomplete current frame already UTF-8 validated
+}
+
+// validated returns how many payload bytes of the current, incomplete frame
+// validatePartial has checked.
+func (c *Conn) validated() int {
+	if c.ext == nil {
+		return 0
+	}
+	return int(c.ext.partial)
 }
 
 func (c *Conn) extState() *connExt {

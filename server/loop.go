@@ -16,8 +16,14 @@ import (
 // connection costs O(1) per timeout period whatever the number of connections.
 const wheelSize = 4096
 
-// parkedSlot is the list of connections without a deadline.
-const parkedSlot = wheelSize
+// parkedSlot is the list of connections without a deadline; pendingSlot the
+// wheel slot advance is firing, detached so that timers re-armed into that
+// slot meanwhile wait for the next turn; noSlot marks an unlinked connection.
+const (
+	parkedSlot  = wheelSize
+	pendingSlot = wheelSize + 1
+	noSlot      = 0xFFFF
+)
 
 // corkLimit is the largest payload copied into the loop's output buffer;
 // larger payloads are written with writev, header and payload side by side.
@@ -38,8 +44,10 @@ type Loop struct {
 
 	idx      int
 	now      uint32 // current wheel tick
-	slots    [wheelSize + 1]Conn
-	pending  Conn // the slot advance is firing, detached; a local would escape to the heap every tick
+	// heads are the first connections of the wheel's slots, the parked and
+	// the pending list (nil-terminated, doubly linked through Conn.next and
+	// Conn.prev): 8 bytes a slot, where a sentinel Conn would cost 128.
+	heads    [wheelSize + 2]*Conn
 	conns    int
 	timers   timerHeap
 	nextTick uint32 // wheel tick of the next Ticker.OnTick
@@ -69,28 +77,33 @@ func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
 	l := &Loop{s: s, el: el, idx: idx, now: now, nextTick: now}
 	l.tasks.run = gnet.RunnableFunc(l.runTasks)
 	l.advanceFn = func() { l.advance(l.tickTarget.Load()) }
-	for i := range l.slots {
-		h := &l.slots[i]
-		h.next, h.prev = h, h
-	}
 	return l
 }
 
-// link puts c at the tail of slot i.
+// link puts c at the head of list i; c must be unlinked.
 func (l *Loop) link(c *Conn, i int) {
-	h := &l.slots[i]
 	c.slot = uint16(i)
-	c.prev, c.next = h.prev, h
-	h.prev.next = c
-	h.prev = c
+	c.prev, c.next = nil, l.heads[i]
+	if c.next != nil {
+		c.next.prev = c
+	}
+	l.heads[i] = c
 }
 
+// unlink takes c out of its list, if it is in one.
 func unlink(c *Conn) {
-	if c.next == nil {
+	if c.slot == noSlot {
 		return
 	}
-	c.prev.next, c.next.prev = c.next, c.prev
-	c.next, c.prev = nil, nil
+	if c.prev != nil {
+		c.prev.next = c.next
+	} else {
+		c.l.heads[c.slot] = c.next
+	}
+	if c.next != nil {
+		c.next.prev = c.prev
+	}
+	c.next, c.prev, c.slot = nil, nil, noSlot
 }
 
 // schedule arms c's timer for wheel tick due (at least one tick from now).
@@ -121,18 +134,16 @@ func (l *Loop) advance(target uint32) {
 		if l.conns == 0 {
 			continue
 		}
-		h := &l.slots[l.now%wheelSize]
 		// Detach the slot so that timers re-armed into it while it is being
-		// processed wait for the next turn.
-		pending := &l.pending
-		pending.next, pending.prev = pending, pending
-		if h.next != h {
-			pending.next, pending.prev = h.next, h.prev
-			h.next.prev, h.prev.next = pending, pending
-			h.next, h.prev = h, h
+		// processed wait for the next turn. Callbacks fired meanwhile may
+		// close any connection, so the detached ones stay in a real list.
+		i := l.now % wheelSize
+		l.heads[pendingSlot], l.heads[i] = l.heads[i], nil
+		for c := l.heads[pendingSlot]; c != nil; c = c.next {
+			c.slot = pendingSlot
 		}
-		for pending.next != pending {
-			c := pending.next
+		for l.heads[pendingSlot] != nil {
+			c := l.heads[pendingSlot]
 			unlink(c)
 			if int32(c.due-l.now) > 0 {
 				l.link(c, int(c.due%wheelSize))
@@ -146,9 +157,8 @@ func (l *Loop) advance(target uint32) {
 // each calls fn for every connection of the loop. fn may close c (which
 // unlinks only c) or re-arm it (it may then be visited again).
 func (l *Loop) each(fn func(c *Conn)) {
-	for i := range l.slots {
-		h := &l.slots[i]
-		for c := h.next; c != h && c != nil; {
+	for i := range l.heads {
+		for c := l.heads[i]; c != nil; {
 			next := c.next
 			fn(c)
 			c = next

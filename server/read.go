@@ -144,8 +144,8 @@ func (s *Server) readFrames(c *Conn) {
 		}
 		if h.OpCode.IsData() || h.OpCode == ws.OpContinuation {
 			var have int64
-			if c.asm != nil {
-				have = int64(len(*c.asm))
+			if c.ext != nil && c.ext.asm != nil {
+				have = int64(len(*c.ext.asm))
 			}
 			if h.Length > maxMsg-have {
 				l.fail(c, codec.ErrMessageTooBig)
@@ -163,7 +163,9 @@ func (s *Server) readFrames(c *Conn) {
 		c.lastRead = l.now
 		c.flags &^= flagPinged
 		s.frame(c, h, p)
-		c.partial = 0
+		if c.ext != nil {
+			c.ext.partial = 0
+		}
 		if c.state == stateGone {
 			return
 		}
@@ -185,15 +187,16 @@ func (s *Server) validatePartial(c *Conn, h ws.Header, hn, avail int) {
 		return
 	}
 	have := avail - hn
-	if have <= int(c.partial) {
+	done := c.validated()
+	if have <= done {
 		return
 	}
-	if c.partial == 0 && h.OpCode == ws.OpText {
+	if done == 0 && h.OpCode == ws.OpText {
 		c.utf8.Reset()
 	}
 	b, _ := c.gc.Peek(avail)
 	var scratch [512]byte
-	for off := int(c.partial); off < have; {
+	for off := done; off < have; {
 		n := copy(scratch[:], b[hn+off:])
 		codec.UnmaskInPlace(scratch[:n], h.Mask, off)
 		if !c.utf8.Feed(scratch[:n]) {
@@ -202,7 +205,7 @@ func (s *Server) validatePartial(c *Conn, h ws.Header, hn, avail int) {
 		}
 		off += n
 	}
-	c.partial = uint32(have)
+	c.extState().partial = uint32(have)
 }
 
 // isText reports whether h carries (part of) an uncompressed text message.
@@ -263,12 +266,13 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 		s.h.OnMessage(c, h.OpCode, p)
 		return
 	}
+	e := c.extState()
 	if h.OpCode != ws.OpContinuation {
 		c.fragOp = h.OpCode
-		if c.partial == 0 {
+		if e.partial == 0 {
 			c.utf8.Reset()
 		}
-		c.asm = getAsm()
+		e.asm = getAsm()
 		c.flags &^= flagCompressed
 		if h.Rsv != 0 {
 			c.flags |= flagCompressed
@@ -278,16 +282,16 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	// Uncompressed text is validated as it arrives, so invalid UTF-8 fails
 	// the connection before the message completes; compressed text can only
 	// be checked once inflated.
-	if c.fragOp == ws.OpText && !compressed && !c.utf8.Feed(p[c.partial:]) {
+	if c.fragOp == ws.OpText && !compressed && !c.utf8.Feed(p[e.partial:]) {
 		l.fail(c, codec.ErrInvalidUTF8) // fail fast, before the message completes
 		return
 	}
-	*c.asm = append(*c.asm, p...)
+	*e.asm = append(*e.asm, p...)
 	if !h.Fin {
 		return
 	}
-	op, msg := c.fragOp, c.asm
-	c.fragOp, c.asm = 0, nil
+	op, msg := c.fragOp, e.asm
+	c.fragOp, e.asm = 0, nil
 	defer putAsm(msg)
 	payload := *msg
 	if compressed {
@@ -330,10 +334,11 @@ func putAsm(b *[]byte) {
 // validText validates a single-frame text message, continuing from the bytes
 // validatePartial already checked.
 func validText(c *Conn, p []byte) bool {
-	if c.partial == 0 {
+	done := c.validated()
+	if done == 0 {
 		return utf8.Valid(p)
 	}
-	return c.utf8.Feed(p[c.partial:]) && c.utf8.Complete()
+	return c.utf8.Feed(p[done:]) && c.utf8.Complete()
 }
 
 func contains(list []string, v string) bool {

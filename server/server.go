@@ -158,7 +158,7 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
-	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)}
+	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1), slot: noSlot}
 	gc.SetContext(c)
 	l.conns++
 	l.arm(c)
@@ -176,9 +176,9 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	l.conns--
 	c.state = stateGone
 	c.sendq.Store(sendqClosed)
-	if c.asm != nil {
-		putAsm(c.asm)
-		c.asm = nil
+	if c.ext != nil && c.ext.asm != nil {
+		putAsm(c.ext.asm)
+		c.ext.asm = nil
 	}
 	if l.corked == c {
 		l.out = l.out[:0]
