@@ -2,10 +2,12 @@ package loadgen
 
 import (
 	"bufio"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,5 +201,34 @@ func TestIdleHoldsAndCloses(t *testing.T) {
 	waitFor(t, "closed", 20*time.Second, func() bool { return cl.Counters().Closed == n })
 	if c := cl.Counters(); c.Errors() != 0 {
 		t.Fatalf("counters %+v %v", c, cl.Errors())
+	}
+}
+
+// The filler is specified byte by byte; the fast fill and check must agree
+// with that definition for every start offset and across chunk boundaries.
+func TestPayloadFillerMatchesDefinition(t *testing.T) {
+	for _, size := range []int{PayloadHeader, PayloadHeader + 1, 64, 1024, fillerChunk + PayloadHeader + 300, 3*fillerChunk + 7} {
+		for seq := uint64(0); seq < 300; seq += 7 {
+			p := make([]byte, size)
+			FillPayload(p, seq, 42)
+			f := byte(seq*13 + 1)
+			for i := PayloadHeader; i < size; i++ {
+				if p[i] != f {
+					t.Fatalf("size %d seq %d: byte %d is %#02x, want %#02x", size, seq, i, p[i], f)
+				}
+				f += 7
+			}
+			if err := CheckPayload(p, size, seq, 42); err != nil {
+				t.Fatalf("size %d seq %d: %v", size, seq, err)
+			}
+			if size > PayloadHeader {
+				i := PayloadHeader + (size-PayloadHeader)*2/3
+				p[i] ^= 0x10
+				err := CheckPayload(p, size, seq, 42)
+				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("byte %d ", i)) {
+					t.Fatalf("size %d seq %d: corrupted byte %d: got %v", size, seq, i, err)
+				}
+			}
+		}
 	}
 }
