@@ -42,6 +42,14 @@ type Config struct {
 	// a peer that sends faster than it reads and memory stays flat. Only
 	// past MaxWriteQueue is the connection closed. Default: 64 KiB.
 	WriteHighWater int
+	// ReadBufferSize is how much each event loop reads from a socket per
+	// readable event, into one buffer per loop (not per connection). A
+	// message that arrives within one read is handed to OnMessage straight
+	// from that buffer; larger messages are gathered in gnet's
+	// per-connection buffer first, at the cost of copies. Rounded up to a
+	// power of two. Default: 1 MiB (256 KiB echoes: 64 KiB reads cost
+	// 140-185 µs of server CPU per round trip, 1 MiB reads 104-115 µs).
+	ReadBufferSize int
 
 	// HandshakeTimeout closes a connection that has not completed its opening
 	// handshake in time (slow or silent clients). Default: 10 s.
@@ -102,6 +110,7 @@ const (
 	DefaultPingInterval     = 25 * time.Second
 	DefaultIdleTimeout      = 60 * time.Second
 	DefaultCloseTimeout     = 5 * time.Second
+	DefaultReadBufferSize   = 1 << 20
 )
 
 // withDefaults returns a copy of c with every zero field set to its default.
@@ -113,6 +122,7 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
 	setInt(&c.WriteHighWater, 64<<10)
+	setInt(&c.ReadBufferSize, DefaultReadBufferSize)
 	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&c.PingInterval, DefaultPingInterval)
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)

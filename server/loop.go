@@ -42,8 +42,8 @@ type Loop struct {
 	hdr    [codec.MaxHeaderSize]byte
 	iov    [2][]byte
 
-	idx      int
-	now      uint32 // current wheel tick
+	idx int
+	now uint32 // current wheel tick
 	// heads are the first connections of the wheel's slots, the parked and
 	// the pending list (nil-terminated, doubly linked through Conn.next and
 	// Conn.prev): 8 bytes a slot, where a sentinel Conn would cost 128.

@@ -71,6 +71,7 @@ func (s *Server) ListenAndServe(addr string) error {
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log}),
+		gnet.WithReadBufferCap(s.cfg.ReadBufferSize),
 	)
 	if err != nil {
 		select {

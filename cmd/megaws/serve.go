@@ -43,6 +43,7 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.IntVar(&f.cfg.MaxConns, "max-conns", server.DefaultMaxConns, "most WebSocket connections per process (HTTP 503 beyond)")
 	fs.IntVar(&f.cfg.MaxMessageSize, "max-message", server.DefaultMaxMessageSize, "largest message in bytes (close 1009 beyond)")
 	fs.IntVar(&f.cfg.MaxWriteQueue, "max-write-queue", server.DefaultMaxWriteQueue, "bytes queued for a slow reader before it is closed with 1008")
+	fs.IntVar(&f.cfg.ReadBufferSize, "read-buffer", server.DefaultReadBufferSize, "bytes read per readable event, into one buffer per event loop")
 	fs.IntVar(&f.cfg.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest handshake request head (HTTP 431 beyond)")
 	fs.DurationVar(&f.cfg.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time allowed for the opening handshake")
 	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", server.DefaultPingInterval, "silence before a keepalive ping (negative disables)")
