@@ -57,6 +57,9 @@ type Conn struct {
 	wbuf   []byte // bytes not yet written
 	msg    []byte // fragments of the data message in progress
 	fragOp ws.OpCode
+	// MsgOp is the opcode (text or binary) of the message being handed to
+	// Handler.OnMessage.
+	MsgOp ws.OpCode
 }
 
 // Loop returns the loop that owns c.
@@ -357,10 +360,11 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 		c.msg = append(c.msg, payload...)
 		return
 	}
+	c.MsgOp = h.OpCode
 	if h.OpCode == ws.OpContinuation {
 		c.msg = append(c.msg, payload...)
 		payload = c.msg
-		c.fragOp = 0
+		c.MsgOp, c.fragOp = c.fragOp, 0
 	}
 	l.cnt.recv.Add(1)
 	l.cnt.bytesRecv.Add(int64(len(payload)))
@@ -381,12 +385,18 @@ func (c *Conn) protocolError(err error) {
 // Send queues a masked data message; it is written when the loop iteration
 // ends. A binary message unless text is set.
 func (c *Conn) Send(payload []byte) {
+	c.SendOp(ws.OpBinary, payload)
+}
+
+// SendOp queues one masked data message with opcode op (ws.OpText or
+// ws.OpBinary).
+func (c *Conn) SendOp(op ws.OpCode, payload []byte) {
 	if c.state != stateOpen {
 		return
 	}
 	c.loop.cnt.sent.Add(1)
 	c.loop.cnt.bytesSent.Add(int64(len(payload)))
-	c.send(ws.OpBinary, payload)
+	c.send(op, payload)
 }
 
 // Ping queues a masked ping carrying payload (≤ 125 bytes).

@@ -11,6 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/gobwas/ws"
 
@@ -204,29 +205,49 @@ func TestIdleHoldsAndCloses(t *testing.T) {
 	}
 }
 
-// The filler is specified byte by byte; the fast fill and check must agree
-// with that definition for every start offset and across chunk boundaries.
+// The fillers are specified byte by byte; the fast fill and check must
+// agree with that definition for every start offset and across chunk
+// boundaries, and text payloads must be ASCII.
 func TestPayloadFillerMatchesDefinition(t *testing.T) {
-	for _, size := range []int{PayloadHeader, PayloadHeader + 1, 64, 1024, fillerChunk + PayloadHeader + 300, 3*fillerChunk + 7} {
-		for seq := uint64(0); seq < 300; seq += 7 {
-			p := make([]byte, size)
-			FillPayload(p, seq, 42)
-			f := byte(seq*13 + 1)
-			for i := PayloadHeader; i < size; i++ {
-				if p[i] != f {
-					t.Fatalf("size %d seq %d: byte %d is %#02x, want %#02x", size, seq, i, p[i], f)
+	for _, text := range []bool{false, true} {
+		hs := HeaderSize(text)
+		for _, size := range []int{hs, hs + 1, 64, 1024, 16<<10 + hs + 300, 3*(16<<10) + 7} {
+			for seq := uint64(0); seq < 300; seq += 7 {
+				p := make([]byte, size)
+				if text {
+					FillTextPayload(p, seq, 42)
+				} else {
+					FillPayload(p, seq, 42)
 				}
-				f += 7
-			}
-			if err := CheckPayload(p, size, seq, 42); err != nil {
-				t.Fatalf("size %d seq %d: %v", size, seq, err)
-			}
-			if size > PayloadHeader {
-				i := PayloadHeader + (size-PayloadHeader)*2/3
-				p[i] ^= 0x10
-				err := CheckPayload(p, size, seq, 42)
-				if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("byte %d ", i)) {
-					t.Fatalf("size %d seq %d: corrupted byte %d: got %v", size, seq, i, err)
+				for i := hs; i < size; i++ {
+					want := byte(seq*13+1) + byte(7*(i-hs))
+					if text {
+						want = byte(0x20 + (int((seq*13+1)%95)+7*(i-hs))%95)
+					}
+					if p[i] != want {
+						t.Fatalf("text %v size %d seq %d: byte %d is %#02x, want %#02x", text, size, seq, i, p[i], want)
+					}
+				}
+				if text && !utf8.Valid(p) {
+					t.Fatalf("size %d seq %d: text payload is not UTF-8", size, seq)
+				}
+				check := CheckPayload
+				if text {
+					check = CheckTextPayload
+				}
+				if err := check(p, size, seq, 42); err != nil {
+					t.Fatalf("text %v size %d seq %d: %v", text, size, seq, err)
+				}
+				if err := check(p, size, seq+1, 42); err == nil {
+					t.Fatalf("text %v size %d seq %d: wrong sequence accepted", text, size, seq)
+				}
+				if size > hs {
+					i := hs + (size-hs)*2/3
+					p[i] ^= 0x01
+					err := check(p, size, seq, 42)
+					if err == nil || !strings.Contains(err.Error(), fmt.Sprintf("byte %d ", i)) {
+						t.Fatalf("text %v size %d seq %d: corrupted byte %d: got %v", text, size, seq, i, err)
+					}
 				}
 			}
 		}

@@ -6,7 +6,23 @@ import (
 	"github.com/megaws/megaws/bench/scenario"
 )
 
-type echoKey struct{ Conns, Size, Inflight int }
+type echoKey struct {
+	Conns, Size, Inflight int
+	Text                  bool
+}
+
+// kind groups echo configurations that differ only in size and connections.
+type echoKind struct {
+	Inflight int
+	Text     bool
+}
+
+func (k echoKey) kind() echoKind { return echoKind{k.Inflight, k.Text} }
+
+type broadcastKey struct {
+	Subscribers, Size int
+	Rate              float64
+}
 
 // groups holds the successful runs by scenario, configuration and target.
 type groups struct {
@@ -14,7 +30,8 @@ type groups struct {
 	echo      map[echoKey]map[string][]*scenario.EchoResult
 	echoKeys  []echoKey
 	idle      map[string][]*scenario.IdleResult
-	broadcast map[string][]*scenario.BroadcastResult
+	broadcast map[broadcastKey]map[string][]*scenario.BroadcastResult
+	bcKeys    []broadcastKey
 	connect   map[string][]*scenario.ConnectResult
 	churn     map[string][]*scenario.ChurnResult
 }
@@ -23,7 +40,7 @@ func (r *Report) group() *groups {
 	g := &groups{
 		echo:      map[echoKey]map[string][]*scenario.EchoResult{},
 		idle:      map[string][]*scenario.IdleResult{},
-		broadcast: map[string][]*scenario.BroadcastResult{},
+		broadcast: map[broadcastKey]map[string][]*scenario.BroadcastResult{},
 		connect:   map[string][]*scenario.ConnectResult{},
 		churn:     map[string][]*scenario.ChurnResult{},
 	}
@@ -43,7 +60,7 @@ func (r *Report) group() *groups {
 		switch {
 		case run.Echo != nil:
 			c := run.Echo.Config
-			k := echoKey{c.Conns, c.Size, c.Inflight}
+			k := echoKey{c.Conns, c.Size, c.Inflight, c.Text}
 			if g.echo[k] == nil {
 				g.echo[k] = map[string][]*scenario.EchoResult{}
 				g.echoKeys = append(g.echoKeys, k)
@@ -52,7 +69,13 @@ func (r *Report) group() *groups {
 		case run.Idle != nil:
 			g.idle[run.Target] = append(g.idle[run.Target], run.Idle)
 		case run.Broadcast != nil:
-			g.broadcast[run.Target] = append(g.broadcast[run.Target], run.Broadcast)
+			c := run.Broadcast.Config
+			k := broadcastKey{c.Subscribers, c.Size, c.Rate}
+			if g.broadcast[k] == nil {
+				g.broadcast[k] = map[string][]*scenario.BroadcastResult{}
+				g.bcKeys = append(g.bcKeys, k)
+			}
+			g.broadcast[k][run.Target] = append(g.broadcast[k][run.Target], run.Broadcast)
 		case run.Connect != nil:
 			g.connect[run.Target] = append(g.connect[run.Target], run.Connect)
 		case run.Churn != nil:
@@ -61,13 +84,26 @@ func (r *Report) group() *groups {
 	}
 	sort.Slice(g.echoKeys, func(i, j int) bool {
 		a, b := g.echoKeys[i], g.echoKeys[j]
-		if a.Conns != b.Conns {
-			return a.Conns < b.Conns
-		}
 		if a.Inflight != b.Inflight {
 			return a.Inflight < b.Inflight
 		}
+		if a.Text != b.Text {
+			return !a.Text
+		}
+		if a.Conns != b.Conns {
+			return a.Conns < b.Conns
+		}
 		return a.Size < b.Size
+	})
+	sort.Slice(g.bcKeys, func(i, j int) bool {
+		a, b := g.bcKeys[i], g.bcKeys[j]
+		if a.Subscribers != b.Subscribers {
+			return a.Subscribers < b.Subscribers
+		}
+		if a.Size != b.Size {
+			return a.Size < b.Size
+		}
+		return a.Rate < b.Rate
 	})
 	return g
 }

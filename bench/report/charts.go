@@ -36,27 +36,40 @@ func (r *Report) Charts(dir string) ([]Chart, error) {
 	}
 
 	// Echo: throughput and server CPU per message against payload size,
-	// one chart per connection count.
-	byConns := map[int][]echoKey{}
-	var connsOrder []int
-	for _, k := range g.echoKeys {
-		if byConns[k.Conns] == nil {
-			connsOrder = append(connsOrder, k.Conns)
-		}
-		byConns[k.Conns] = append(byConns[k.Conns], k)
+	// one chart per connection count and kind (in flight, text).
+	type group struct {
+		conns int
+		kind  echoKind
 	}
-	for _, n := range connsOrder {
-		keys := byConns[n]
+	byGroup := map[group][]echoKey{}
+	var order []group
+	for _, k := range g.echoKeys {
+		gr := group{k.Conns, k.kind()}
+		if byGroup[gr] == nil {
+			order = append(order, gr)
+		}
+		byGroup[gr] = append(byGroup[gr], k)
+	}
+	for _, gr := range order {
+		keys := byGroup[gr]
 		if len(keys) < 2 {
 			continue
+		}
+		n := gr.conns
+		suffix, desc := "", ""
+		if gr.kind.Text {
+			suffix, desc = suffix+"-text", desc+", text"
+		}
+		if gr.kind.Inflight != 1 {
+			suffix, desc = suffix+fmt.Sprintf("-k%d", gr.kind.Inflight), desc+fmt.Sprintf(", %d in flight", gr.kind.Inflight)
 		}
 		for _, m := range []struct {
 			file, title, y string
 			f              func(*scenario.EchoResult) float64
 		}{
-			{fmt.Sprintf("echo-throughput-c%d.svg", n), fmt.Sprintf("Echo round trips/s, %d connections (higher is better)", n), "round trips/s",
+			{fmt.Sprintf("echo-throughput-c%d%s.svg", n, suffix), fmt.Sprintf("Echo round trips/s, %d connections%s (higher is better)", n, desc), "round trips/s",
 				func(e *scenario.EchoResult) float64 { return e.RoundTripsPerSec }},
-			{fmt.Sprintf("echo-cpu-c%d.svg", n), fmt.Sprintf("Server CPU per echoed message, %d connections (lower is better)", n), "server CPU µs/message",
+			{fmt.Sprintf("echo-cpu-c%d%s.svg", n, suffix), fmt.Sprintf("Server CPU per echoed message, %d connections%s (lower is better)", n, desc), "server CPU µs/message",
 				func(e *scenario.EchoResult) float64 { return e.ServerCPUPerMsg }},
 		} {
 			p := plot.New()
@@ -162,19 +175,24 @@ func (r *Report) Charts(dir string) ([]Chart, error) {
 	}
 
 	// Broadcast and connect: one bar per target.
-	for _, b := range []struct {
+	type bars struct {
 		file, title, y string
 		vals           func(t string) (float64, bool)
-	}{
+	}
+	var bcBars []bars
+	for _, k := range g.bcKeys {
+		bcBars = append(bcBars, bars{fmt.Sprintf("broadcast-cpu-%d-%d.svg", k.Subscribers, k.Size),
+			fmt.Sprintf("Broadcast to %d subscribers, %s: server CPU µs per delivery (lower is better)", k.Subscribers, bytesLabel(k.Size)), "µs",
+			func(t string) (float64, bool) {
+				return med(g.broadcast[k][t], func(c *scenario.BroadcastResult) float64 { return c.ServerCPUPerDel })
+			}})
+	}
+	for _, b := range append([]bars{
 		{"connect-rate.svg", "Handshakes per second (higher is better)", "handshakes/s",
 			func(t string) (float64, bool) {
 				return med(g.connect[t], func(c *scenario.ConnectResult) float64 { return c.HandshakesPerSec })
 			}},
-		{"broadcast-latency.svg", "Broadcast publish-to-receive latency p99 (lower is better)", "µs",
-			func(t string) (float64, bool) {
-				return med(g.broadcast[t], func(c *scenario.BroadcastResult) float64 { return float64(c.Latency.P99) })
-			}},
-	} {
+	}, bcBars...) {
 		var names []string
 		var vals plotter.Values
 		for _, t := range g.targets {
@@ -208,7 +226,11 @@ func latencyKey(g *groups) (echoKey, bool) {
 	var best echoKey
 	found := false
 	for _, k := range g.echoKeys {
-		if !found || k.Conns > best.Conns || (k.Conns == best.Conns && absDiff(k.Size, 1024) < absDiff(best.Size, 1024)) {
+		if k.Text {
+			continue
+		}
+		if !found || k.Inflight < best.Inflight || (k.Inflight == best.Inflight && k.Conns > best.Conns) ||
+			(k.Inflight == best.Inflight && k.Conns == best.Conns && absDiff(k.Size, 1024) < absDiff(best.Size, 1024)) {
 			best, found = k, true
 		}
 	}

@@ -76,9 +76,13 @@ func (r *Report) Markdown(charts []Chart) string {
 		table(&b, g, peers, g.connectRows())
 		chartFor("connect-")
 	}
-	if len(g.broadcast) > 0 {
-		w("## Broadcast\n\nOne connection publishes at a fixed rate; the server sends each message to every connection (the publisher included); latency is publish to receipt.\n\n")
-		table(&b, g, peers, g.broadcastRows())
+	if len(g.bcKeys) > 0 {
+		w("## Broadcast\n\nOne connection publishes at a fixed rate; the server sends each message to every connection (the publisher included); latency is publish to receipt. A run that misses deliveries within 10 s of the last publish fails and is listed under failed runs.\n\n")
+		var rows []row
+		for _, k := range g.bcKeys {
+			rows = append(rows, g.broadcastRows(k)...)
+		}
+		table(&b, g, peers, rows)
 		chartFor("broadcast-")
 	}
 	if len(g.churn) > 0 {
@@ -268,7 +272,7 @@ func echoSection(b *strings.Builder, g *groups, peers []string) {
 		var rows []row
 		for _, k := range g.echoKeys {
 			rows = append(rows, row{
-				label: fmt.Sprintf("%s × %d conns × %d in flight", bytesLabel(k.Size), k.Conns, k.Inflight),
+				label: fmt.Sprintf("%s%s × %s conns × %d in flight", bytesLabel(k.Size), textLabel(k.Text), num(float64(k.Conns)), k.Inflight),
 				value: func(t string) (float64, bool) {
 					v, ok := med(g.echo[k][t], metric.f)
 					return v, ok && v >= 0 // -1: not published by this server
@@ -290,18 +294,24 @@ func (g *groups) connectRows() []row {
 		{label: "handshake p50", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Handshake.P50) }), format: usF, ratio: true},
 		{label: "handshake p99", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Handshake.P99) }), format: usF, ratio: true},
 		{label: "server CPU µs per connection", value: cr(func(c *scenario.ConnectResult) float64 { return c.ServerCPUPerConn }), format: func(v float64) string { return fmt.Sprintf("%.1f", v) }, ratio: true},
+		{label: "handshakes per server CPU second", value: func(t string) (float64, bool) {
+			v, ok := med(g.connect[t], func(c *scenario.ConnectResult) float64 { return c.ServerCPUPerConn })
+			if !ok || v <= 0 {
+				return 0, false
+			}
+			return 1e6 / v, true
+		}, format: num, ratio: true, higher: true},
 		{label: "orderly close of all, s", value: cr(func(c *scenario.ConnectResult) float64 { return c.CloseSeconds }), format: func(v float64) string { return fmt.Sprintf("%.2f", v) }, ratio: true},
 		{label: "failed", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Failed) }), format: num},
 		{label: "close handshakes unanswered in time", value: cr(func(c *scenario.ConnectResult) float64 { return float64(c.Counters.CloseTimeouts) }), format: num},
 	}
 }
 
-func (g *groups) broadcastRows() []row {
+func (g *groups) broadcastRows(k broadcastKey) []row {
 	br := func(f func(*scenario.BroadcastResult) float64) func(string) (float64, bool) {
-		return func(t string) (float64, bool) { return med(g.broadcast[t], f) }
+		return func(t string) (float64, bool) { return med(g.broadcast[k][t], f) }
 	}
-	return []row{
-		{label: "subscribers", value: br(func(c *scenario.BroadcastResult) float64 { return float64(c.Config.Subscribers) }), format: num},
+	rows := []row{
 		{label: "published/s", value: br(func(c *scenario.BroadcastResult) float64 { return c.Config.Rate }), format: num},
 		{label: "deliveries/s", value: br(func(c *scenario.BroadcastResult) float64 { return c.DeliveriesPerSec }), format: num, ratio: true, higher: true},
 		{label: "delivered / expected", value: br(func(c *scenario.BroadcastResult) float64 { return float64(c.Deliveries) / float64(max(c.Expected, 1)) }), format: func(v float64) string { return fmt.Sprintf("%.4f", v) }},
@@ -309,7 +319,16 @@ func (g *groups) broadcastRows() []row {
 		{label: "latency p99", value: br(func(c *scenario.BroadcastResult) float64 { return float64(c.Latency.P99) }), format: usF, ratio: true},
 		{label: "latency p99.9", value: br(func(c *scenario.BroadcastResult) float64 { return float64(c.Latency.P999) }), format: usF, ratio: true},
 		{label: "server CPU µs per delivery", value: br(func(c *scenario.BroadcastResult) float64 { return c.ServerCPUPerDel }), format: func(v float64) string { return fmt.Sprintf("%.3f", v) }, ratio: true},
+		{label: "server allocations per delivery (Go servers)", value: func(t string) (float64, bool) {
+			v, ok := med(g.broadcast[k][t], func(c *scenario.BroadcastResult) float64 { return c.ServerAllocsPerDel })
+			return v, ok && v >= 0
+		}, format: func(v float64) string { return fmt.Sprintf("%.4f", v) }},
 	}
+	prefix := fmt.Sprintf("%s subs × %s: ", num(float64(k.Subscribers)), bytesLabel(k.Size))
+	for i := range rows {
+		rows[i].label = prefix + rows[i].label
+	}
+	return rows
 }
 
 func (g *groups) churnRows() []row {

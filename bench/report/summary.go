@@ -15,8 +15,8 @@ func Summary(r Run) string {
 	switch {
 	case r.Echo != nil:
 		e := r.Echo
-		body = fmt.Sprintf("%s c=%d inflight=%d: %s msg/s, %.1f MB/s, latency p50 %s p99 %s p99.9 %s, server %.2f µs CPU/msg, %d errors",
-			bytesLabel(e.Config.Size), e.Config.Conns, e.Config.Inflight, num(e.RoundTripsPerSec), e.MBPerSec,
+		body = fmt.Sprintf("%s%s c=%d inflight=%d: %s msg/s, %.1f MB/s, latency p50 %s p99 %s p99.9 %s, server %.2f µs CPU/msg, %d errors",
+			bytesLabel(e.Config.Size), textLabel(e.Config.Text), e.Config.Conns, e.Config.Inflight, num(e.RoundTripsPerSec), e.MBPerSec,
 			us(e.Latency.P50), us(e.Latency.P99), us(e.Latency.P999), e.ServerCPUPerMsg, e.Counters.Errors())
 	case r.Idle != nil:
 		i := r.Idle
@@ -175,3 +175,13 @@ func sortedKeys[K int | string, V any](m map[K]V) []K {
 	sort.Slice(ks, func(i, j int) bool { return ks[i] < ks[j] })
 	return ks
 }
+
+func textLabel(text bool) string {
+	if text {
+		return " text"
+	}
+	return ""
+}
+
+// SizeLabel formats a payload size: "64 B", "16 KiB", "1 MiB".
+func SizeLabel(n int) string { return bytesLabel(n) }

@@ -24,17 +24,21 @@ type BroadcastConfig struct {
 // BroadcastResult is what RunBroadcast measured. Latency runs from the
 // publisher's send to each subscriber's receipt.
 type BroadcastResult struct {
-	Config           BroadcastConfig  `json:"config"`
-	Seconds          float64          `json:"seconds"`
-	Published        int64            `json:"published"`
-	Deliveries       int64            `json:"deliveries"`
-	Expected         int64            `json:"expected"`
-	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
-	Latency          Latency          `json:"latency"`
-	ServerCPUSeconds float64          `json:"server_cpu_seconds"`
-	ServerCPUPerDel  float64          `json:"server_cpu_per_delivery_us"`
-	Counters         loadgen.Counters `json:"counters"`
-	Errors           map[string]int64 `json:"errors,omitempty"`
+	Config           BroadcastConfig `json:"config"`
+	Seconds          float64         `json:"seconds"`
+	Published        int64           `json:"published"`
+	Deliveries       int64           `json:"deliveries"`
+	Expected         int64           `json:"expected"`
+	DeliveriesPerSec float64         `json:"deliveries_per_sec"`
+	Latency          Latency         `json:"latency"`
+	ServerCPUSeconds float64         `json:"server_cpu_seconds"`
+	ServerCPUPerDel  float64         `json:"server_cpu_per_delivery_us"`
+	// ServerAllocsPerDel is the growth of the server's
+	// runtime.MemStats.Mallocs while publishing and draining, divided by
+	// the deliveries (Go servers with an admin endpoint; -1 otherwise).
+	ServerAllocsPerDel float64          `json:"server_allocs_per_delivery"`
+	Counters           loadgen.Counters `json:"counters"`
+	Errors             map[string]int64 `json:"errors,omitempty"`
 }
 
 type broadcastHandler struct {
@@ -105,6 +109,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 	}
 	// Servers register a connection after the handshake; wait until all are in.
 	srv.WaitConns(int64(cfg.Subscribers), 5*time.Second)
+	v0 := srv.Vars()
 	c0, cpu0, t1 := cl.Counters(), srv.CPU(), time.Now()
 	pub := hs[0]
 	cl.Loops[0].Do(func() {
@@ -130,6 +135,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 		}
 	}
 	t2, cpu1 := time.Now(), srv.CPU()
+	v1 := srv.Vars()
 	p.done()
 	hist := loadgen.NewHistogram()
 	cl.Each(func(l *loadgen.Loop) { hist.Merge(hs[l.Index].hist) })
@@ -149,8 +155,12 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 		Counters:         final,
 		Errors:           cl.Errors(),
 	}
+	r.ServerAllocsPerDel = -1
 	if got > 0 {
 		r.ServerCPUPerDel = r.ServerCPUSeconds * 1e6 / float64(got)
+		if v0.Mallocs >= 0 && v1.Mallocs >= v0.Mallocs {
+			r.ServerAllocsPerDel = float64(v1.Mallocs-v0.Mallocs) / float64(got)
+		}
 	}
 	if published == 0 {
 		return r, fmt.Errorf("broadcast: nothing was published")

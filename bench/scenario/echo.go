@@ -6,16 +6,20 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
 
 	"github.com/megaws/megaws/bench/loadgen"
 )
 
 // EchoConfig is one echo measurement: Conns connections each keeping
-// Inflight messages of Size bytes in flight for Duration after Warmup.
+// Inflight messages of Size bytes in flight for Duration after Warmup;
+// text messages (printable ASCII, which the server validates as UTF-8)
+// when Text is set, binary otherwise.
 type EchoConfig struct {
 	Conns    int           `json:"conns"`
 	Size     int           `json:"size"`
 	Inflight int           `json:"inflight"`
+	Text     bool          `json:"text,omitempty"`
 	Duration time.Duration `json:"duration"`
 	Warmup   time.Duration `json:"warmup"`
 }
@@ -50,6 +54,7 @@ type echoHandler struct {
 	l        *loadgen.Loop
 	size     int
 	inflight int
+	text     bool
 	running  bool
 	record   bool
 	hist     *hdrhistogram.Histogram
@@ -69,6 +74,12 @@ func (h *echoHandler) start() {
 func (h *echoHandler) send(c *loadgen.Conn) {
 	stamp := time.Now().UnixNano()
 	c.Stamps[c.Seq%uint64(len(c.Stamps))] = stamp
+	if h.text {
+		loadgen.FillTextPayload(h.buf, c.Seq, stamp)
+		c.Seq++
+		c.SendOp(ws.OpText, h.buf)
+		return
+	}
 	loadgen.FillPayload(h.buf, c.Seq, stamp)
 	c.Seq++
 	c.Send(h.buf)
@@ -79,7 +90,15 @@ func (h *echoHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
 		return
 	}
 	stamp := c.Stamps[c.Next%uint64(len(c.Stamps))]
-	if err := loadgen.CheckPayload(p, h.size, c.Next, stamp); err != nil {
+	check, op := loadgen.CheckPayload, ws.OpBinary
+	if h.text {
+		check, op = loadgen.CheckTextPayload, ws.OpText
+	}
+	if c.MsgOp != op {
+		c.VerifyFailed(fmt.Errorf("verify: echo has opcode %d, sent %d", c.MsgOp, op))
+		return
+	}
+	if err := check(p, h.size, c.Next, stamp); err != nil {
 		c.VerifyFailed(err)
 		return
 	}
@@ -95,15 +114,15 @@ func (h *echoHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
 // RunEcho opens cfg.Conns connections to srv (an echo server), runs the echo
 // load and closes the connections in order.
 func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoResult, error) {
-	if cfg.Size < loadgen.PayloadHeader {
-		return nil, fmt.Errorf("echo: payload size %d is below the %d-byte verifiable minimum", cfg.Size, loadgen.PayloadHeader)
+	if hs := loadgen.HeaderSize(cfg.Text); cfg.Size < hs {
+		return nil, fmt.Errorf("echo: payload size %d is below the %d-byte verifiable minimum", cfg.Size, hs)
 	}
 	if cfg.Inflight < 1 {
 		cfg.Inflight = 1
 	}
 	var hs []*echoHandler
 	cl, err := loadgen.New(lo.config(srv.Addr), func(l *loadgen.Loop) loadgen.Handler {
-		h := &echoHandler{l: l, size: cfg.Size, inflight: cfg.Inflight, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size)}
+		h := &echoHandler{l: l, size: cfg.Size, inflight: cfg.Inflight, text: cfg.Text, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size)}
 		hs = append(hs, h)
 		return h
 	})
@@ -112,7 +131,7 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 	}
 	defer cl.Close()
 	p := newProgress(lo.Progress)
-	label := fmt.Sprintf("echo %s %dB×%d c=%d", srv.Target.Name, cfg.Size, cfg.Inflight, cfg.Conns)
+	label := fmt.Sprintf("echo %s %dB%s×%d c=%d", srv.Target.Name, cfg.Size, map[bool]string{true: " text"}[cfg.Text], cfg.Inflight, cfg.Conns)
 	if err := openAll(ctx, cl, cfg.Conns, p, label); err != nil {
 		return nil, err
 	}

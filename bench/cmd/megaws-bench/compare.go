@@ -26,22 +26,30 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	reps := fs.Int("reps", 3, "repetitions; tables show medians")
 	scen := fs.String("scenarios", "idle,echo,connect,broadcast", "scenarios to run: idle, echo, connect, broadcast, churn")
 	var s suite
-	idleConns, connectConns, subs, churnConns := 18_000, 3000, 1000, 1000
+	idleConns, connectConns, churnConns := 18_000, 3000, 1000
 	fs.Var(countFlag{&idleConns}, "idle-conns", "idle: connections")
 	idleCps := fs.String("idle-checkpoints", "1000,5000,10000", "idle: counts measured on the way up")
 	fs.DurationVar(&s.pl.idle.Hold, "idle-hold", 2*time.Second, "idle: hold time")
 	fs.DurationVar(&s.pl.idle.Settle, "idle-settle", 500*time.Millisecond, "idle: wait before each measurement")
 	fs.Float64Var(&s.pl.idle.Sample, "idle-sample", 0.01, "idle: fraction echoed after the hold")
-	echoSizes := fs.String("echo-sizes", "64,1k,16k", "echo: payload sizes")
-	echoConns := fs.String("echo-conns", "100,1000", "echo: connection counts")
-	fs.IntVar(&s.pl.echo.Inflight, "echo-inflight", 1, "echo: messages in flight per connection")
-	fs.DurationVar(&s.pl.echo.Duration, "echo-duration", 1500*time.Millisecond, "echo: measured time per configuration")
-	fs.DurationVar(&s.pl.echo.Warmup, "echo-warmup", 300*time.Millisecond, "echo: warm-up per configuration")
+	var echo scenario.EchoConfig
+	echoSizes := fs.String("echo-sizes", "64,1k,16k,256k", "echo (request/response): payload sizes")
+	echoConns := fs.String("echo-conns", "100,1000,10000", "echo: connection counts")
+	fs.IntVar(&echo.Inflight, "echo-inflight", 1, "echo: messages in flight per connection")
+	textSizes := fs.String("text-sizes", "64,1k,16k", "text echo: payload sizes (\"\": none)")
+	textConns := fs.String("text-conns", "1000", "text echo: connection counts")
+	streamSizes := fs.String("stream-sizes", "64,1k", "streaming echo: payload sizes (\"\": none)")
+	streamConns := fs.String("stream-conns", "1000", "streaming echo: connection counts")
+	streamInflight := fs.Int("stream-inflight", 16, "streaming echo: messages in flight per connection")
+	maxInflight := fs.Int64("echo-max-inflight-bytes", 1<<30, "skip echo points whose conns × size × in flight exceeds this")
+	fs.DurationVar(&echo.Duration, "echo-duration", 1500*time.Millisecond, "echo: measured time per configuration")
+	fs.DurationVar(&echo.Warmup, "echo-warmup", 300*time.Millisecond, "echo: warm-up per configuration")
 	fs.Var(countFlag{&connectConns}, "connect-conns", "connect: burst size")
-	fs.Var(countFlag{&subs}, "broadcast-subs", "broadcast: subscribers")
-	fs.IntVar(&s.pl.broadcast.Size, "broadcast-size", 64, "broadcast: payload size")
-	fs.Float64Var(&s.pl.broadcast.Rate, "broadcast-rate", 20, "broadcast: messages published per second")
-	fs.DurationVar(&s.pl.broadcast.Duration, "broadcast-duration", 2*time.Second, "broadcast: publishing time")
+	bcSubs := fs.String("broadcast-subs", "1000,10000", "broadcast: subscriber counts")
+	bcSizes := fs.String("broadcast-sizes", "64,1k", "broadcast: payload sizes")
+	bcRate := fs.Float64("broadcast-rate", 20, "broadcast: messages published per second (when --broadcast-deliveries is 0)")
+	bcDeliveries := fs.Float64("broadcast-deliveries", 500_000, "broadcast: offered deliveries per second; the publish rate is this / subscribers")
+	bcDuration := fs.Duration("broadcast-duration", 2*time.Second, "broadcast: publishing time")
 	fs.Var(countFlag{&churnConns}, "churn-conns", "churn: connections per cycle")
 	fs.IntVar(&s.pl.churn.Cycles, "churn-cycles", 3, "churn: cycles")
 	if err := fs.Parse(args); err != nil {
@@ -54,13 +62,49 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if s.pl.idle.Checkpoints, err = parseCounts(*idleCps); err != nil {
 		return err
 	}
-	if s.pl.sizes, err = parseInts(*echoSizes); err != nil {
-		return err
+	lists := map[string][]int{}
+	for name, v := range map[string]struct {
+		s     string
+		count bool
+	}{
+		"echo-sizes": {*echoSizes, false}, "echo-conns": {*echoConns, true},
+		"text-sizes": {*textSizes, false}, "text-conns": {*textConns, true},
+		"stream-sizes": {*streamSizes, false}, "stream-conns": {*streamConns, true},
+		"broadcast-subs": {*bcSubs, true}, "broadcast-sizes": {*bcSizes, false},
+	} {
+		parse := parseInts
+		if v.count {
+			parse = parseCounts
+		}
+		if lists[name], err = parse(v.s); err != nil {
+			return fmt.Errorf("--%s: %w", name, err)
+		}
 	}
-	if s.pl.conns, err = parseCounts(*echoConns); err != nil {
-		return err
+	points := echoPoints(echo, lists["echo-conns"], lists["echo-sizes"])
+	text := echo
+	text.Text = true
+	points = append(points, echoPoints(text, lists["text-conns"], lists["text-sizes"])...)
+	stream := echo
+	stream.Inflight = *streamInflight
+	points = append(points, echoPoints(stream, lists["stream-conns"], lists["stream-sizes"])...)
+	var skipped []string
+	for _, p := range points {
+		if int64(p.Conns)*int64(p.Size)*int64(p.Inflight) > *maxInflight {
+			skipped = append(skipped, fmt.Sprintf("%s × %d conns × %d in flight", report.SizeLabel(p.Size), p.Conns, p.Inflight))
+			continue
+		}
+		s.pl.echo = append(s.pl.echo, p)
 	}
-	s.pl.idle.Conns, s.pl.connect.Conns, s.pl.broadcast.Subscribers, s.pl.churn.Conns = idleConns, connectConns, subs, churnConns
+	for _, n := range lists["broadcast-subs"] {
+		for _, size := range lists["broadcast-sizes"] {
+			rate := *bcRate
+			if *bcDeliveries > 0 {
+				rate = *bcDeliveries / float64(n)
+			}
+			s.pl.broadcast = append(s.pl.broadcast, scenario.BroadcastConfig{Subscribers: n, Size: size, Rate: rate, Duration: *bcDuration})
+		}
+	}
+	s.pl.idle.Conns, s.pl.connect.Conns, s.pl.churn.Conns = idleConns, connectConns, churnConns
 	s.scenarios = map[string]bool{}
 	for _, n := range strings.Split(*scen, ",") {
 		switch n = strings.TrimSpace(n); n {
@@ -78,6 +122,9 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	rep.Meta.Notes = append(rep.Meta.Notes,
 		"Each repetition starts every server afresh; servers run back to back in the order of the table, repetitions interleaved.",
 		"megaws runs with its defaults (keepalive ping every 25 s, idle timeout 60 s); peers with theirs.")
+	if len(skipped) > 0 && s.scenarios["echo"] {
+		rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("Echo points left out because more than %s would be in flight at once: %s.", report.SizeLabel(int(*maxInflight)), strings.Join(skipped, ", ")))
+	}
 	start := time.Now()
 	if err := s.run(ctx, st, rep, *reps, stdout); err != nil {
 		return err

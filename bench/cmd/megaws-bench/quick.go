@@ -33,11 +33,10 @@ func runQuick(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	s := suite{scenarios: map[string]bool{"idle": true, "echo": true, "connect": true, "churn": true, "broadcast": true}}
 	s.pl = plan{
-		idle:      scenario.IdleConfig{Conns: 600, Checkpoints: []int{200}, Hold: 500 * time.Millisecond, Settle: 200 * time.Millisecond, Sample: 0.1},
-		echo:      scenario.EchoConfig{Inflight: 2, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond},
-		sizes:     []int{64, 70_000},
-		conns:     []int{20},
-		broadcast: scenario.BroadcastConfig{Subscribers: 50, Size: 64, Rate: 200, Duration: 500 * time.Millisecond},
+		idle: scenario.IdleConfig{Conns: 600, Checkpoints: []int{200}, Hold: 500 * time.Millisecond, Settle: 200 * time.Millisecond, Sample: 0.1},
+		echo: append(echoPoints(scenario.EchoConfig{Inflight: 2, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond}, []int{20}, []int{64, 70_000}),
+			scenario.EchoConfig{Conns: 20, Size: 1000, Inflight: 2, Text: true, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond}),
+		broadcast: []scenario.BroadcastConfig{{Subscribers: 50, Size: 64, Rate: 200, Duration: 500 * time.Millisecond}},
 		connect:   scenario.ConnectConfig{Conns: 500},
 		churn:     scenario.ChurnConfig{Conns: 200, Cycles: 3},
 	}

@@ -17,12 +17,23 @@ import (
 // plan is the scenario settings, filled from flags.
 type plan struct {
 	idle      scenario.IdleConfig
-	echo      scenario.EchoConfig
-	sizes     []int
-	conns     []int
-	broadcast scenario.BroadcastConfig
+	echo      []scenario.EchoConfig // points, run in order on one server
+	broadcast []scenario.BroadcastConfig
 	connect   scenario.ConnectConfig
 	churn     scenario.ChurnConfig
+}
+
+// echoPoints returns base for every connection count and size.
+func echoPoints(base scenario.EchoConfig, conns, sizes []int) []scenario.EchoConfig {
+	var out []scenario.EchoConfig
+	for _, n := range conns {
+		for _, size := range sizes {
+			cfg := base
+			cfg.Conns, cfg.Size = n, size
+			out = append(out, cfg)
+		}
+	}
+	return out
 }
 
 func modeOf(name string) string {
@@ -38,6 +49,8 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	var c common
 	c.register(fs, "megaws")
 	var pl plan
+	var echo scenario.EchoConfig
+	var bc scenario.BroadcastConfig
 	reps := fs.Int("reps", 1, "repetitions per server")
 	var sizes, conns, checkpoints string
 	conn := 0
@@ -53,13 +66,14 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	case "echo":
 		fs.StringVar(&sizes, "size", "1024", "payload sizes in bytes, comma-separated (64,1k,16k)")
 		fs.StringVar(&conns, "conns-list", "", "several connection counts, comma-separated (overrides --conns)")
-		fs.IntVar(&pl.echo.Inflight, "inflight", 1, "messages in flight per connection")
-		fs.DurationVar(&pl.echo.Duration, "duration", 10*time.Second, "measured time per run")
-		fs.DurationVar(&pl.echo.Warmup, "warmup", time.Second, "unmeasured time before it")
+		fs.IntVar(&echo.Inflight, "inflight", 1, "messages in flight per connection")
+		fs.BoolVar(&echo.Text, "text", false, "send text messages (printable ASCII) instead of binary")
+		fs.DurationVar(&echo.Duration, "duration", 10*time.Second, "measured time per run")
+		fs.DurationVar(&echo.Warmup, "warmup", time.Second, "unmeasured time before it")
 	case "broadcast":
-		fs.IntVar(&pl.broadcast.Size, "size", 64, "payload size in bytes")
-		fs.Float64Var(&pl.broadcast.Rate, "rate", 100, "messages published per second")
-		fs.DurationVar(&pl.broadcast.Duration, "duration", 10*time.Second, "publishing time")
+		fs.IntVar(&bc.Size, "size", 64, "payload size in bytes")
+		fs.Float64Var(&bc.Rate, "rate", 100, "messages published per second")
+		fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "publishing time")
 	case "churn":
 		fs.IntVar(&pl.churn.Cycles, "cycles", 5, "connect/close cycles")
 	}
@@ -77,16 +91,21 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	if pl.idle.Checkpoints, err = parseCounts(checkpoints); err != nil {
 		return err
 	}
-	if pl.sizes, err = parseInts(sizes); err != nil {
+	sizeList, err := parseInts(sizes)
+	if err != nil {
 		return err
 	}
-	if pl.conns, err = parseCounts(conns); err != nil {
+	connList, err := parseCounts(conns)
+	if err != nil {
 		return err
 	}
-	if len(pl.conns) == 0 {
-		pl.conns = []int{conn}
+	if len(connList) == 0 {
+		connList = []int{conn}
 	}
-	pl.idle.Conns, pl.broadcast.Subscribers, pl.connect.Conns, pl.churn.Conns = conn, conn, conn, conn
+	pl.echo = echoPoints(echo, connList, sizeList)
+	bc.Subscribers = conn
+	pl.broadcast = []scenario.BroadcastConfig{bc}
+	pl.idle.Conns, pl.connect.Conns, pl.churn.Conns = conn, conn, conn
 	pl.connect.Pending = c.pending // the common --pending: handshakes in flight per client loop
 
 	s, err := c.setup(ctx, stderr)
@@ -135,19 +154,19 @@ func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, re
 		res, err := scenario.RunIdle(ctx, srv, pl.idle, scenario.IdleOptions{Load: s.load, Self: selfCommand(), AgentCPUs: s.loadCPU})
 		add(report.Run{Idle: res}, err)
 	case "echo":
-		for _, n := range pl.conns {
-			for _, size := range pl.sizes {
-				cfg := pl.echo
-				cfg.Conns, cfg.Size = n, size
-				res, err := scenario.RunEcho(ctx, srv, cfg, s.load)
-				if !add(report.Run{Echo: res}, err) && (srv.Exited() || ctx.Err() != nil) {
-					return runs
-				}
+		for _, cfg := range pl.echo {
+			res, err := scenario.RunEcho(ctx, srv, cfg, s.load)
+			if !add(report.Run{Echo: res}, err) && (srv.Exited() || ctx.Err() != nil) {
+				return runs
 			}
 		}
 	case "broadcast":
-		res, err := scenario.RunBroadcast(ctx, srv, pl.broadcast, s.load)
-		add(report.Run{Broadcast: res}, err)
+		for _, cfg := range pl.broadcast {
+			res, err := scenario.RunBroadcast(ctx, srv, cfg, s.load)
+			if !add(report.Run{Broadcast: res}, err) && (srv.Exited() || ctx.Err() != nil) {
+				return runs
+			}
+		}
 	case "connect":
 		res, err := scenario.RunConnect(ctx, srv, pl.connect, s.load)
 		add(report.Run{Connect: res}, err)
