@@ -32,7 +32,21 @@ func fakeReport() *Report {
 				},
 				EstablishRate: 10000,
 			}})
-			r.Runs = append(r.Runs, Run{Target: t, Rep: rep, Scenario: "connect", Connect: &scenario.ConnectResult{HandshakesPerSec: 5000 / f}})
+			r.Runs = append(r.Runs, Run{Target: t, Rep: rep, Scenario: "connect", Connect: &scenario.ConnectResult{HandshakesPerSec: 5000 / f, ServerCPUPerConn: 50 * f}})
+			for _, text := range []bool{false, true} {
+				for _, size := range []int{64, 1024} {
+					r.Runs = append(r.Runs, Run{Target: t, Rep: rep, Scenario: "echo", Echo: &scenario.EchoResult{
+						Config:          scenario.EchoConfig{Conns: 1000, Size: size, Inflight: 16, Text: text},
+						ServerCPUPerMsg: f,
+					}})
+				}
+			}
+			for _, subs := range []int{1000, 10000} {
+				r.Runs = append(r.Runs, Run{Target: t, Rep: rep, Scenario: "broadcast", Broadcast: &scenario.BroadcastResult{
+					Config:           scenario.BroadcastConfig{Subscribers: subs, Size: 64, Rate: 5e5 / float64(subs)},
+					DeliveriesPerSec: 4e5 / f, ServerAllocsPerDel: 0,
+				}})
+			}
 		}
 	}
 	r.Runs = append(r.Runs, Run{Target: "gorilla", Rep: 1, Scenario: "broadcast", Error: "broken | pipe"})
@@ -56,6 +70,13 @@ func TestWrite(t *testing.T) {
 		"![Echo round trips/s, 100 connections (higher is better)](echo-throughput-c100.svg)",
 		"idle-memory.svg", "connect-rate.svg", "echo-latency.svg",
 		"broken \\| pipe",
+		"| 1 KiB × 1,000 conns × 16 in flight | 1.00 | 2.00 | 0.50 |",
+		"| 1 KiB text × 1,000 conns × 16 in flight | 1.00 | 2.00 | 0.50 |",
+		"| 1,000 subs × 64 B: deliveries/s | 400,000 | 200,000 | 2.00 |",
+		"| 10,000 subs × 64 B: published/s | 50 | 50 | – |",
+		"| 10,000 subs × 64 B: server allocations per delivery (Go servers) | 0.0000 | 0.0000 | – |",
+		"| handshakes per server CPU second | 20,000 | 10,000 | 2.00 |",
+		"echo-cpu-c1000-k16.svg", "echo-cpu-c1000-text-k16.svg",
 	} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
