@@ -67,6 +67,15 @@ type Config struct {
 	// is closed. Default: 5 s.
 	CloseTimeout time.Duration
 
+	// MemoryReleaseInterval is how often megaws checks whether a burst left
+	// memory behind: when no garbage collection has run since the previous
+	// check and at least 32 MiB of heap is garbage or free but not returned
+	// to the OS, it collects and returns free memory (debug.FreeOSMemory).
+	// megaws allocates nothing per message, so without this the buffers of a
+	// burst of large messages stay in the process until the runtime's forced
+	// collection two minutes later. Default: 5 s; negative disables.
+	MemoryReleaseInterval time.Duration
+
 	// TimerResolution is the granularity of every timer: timeouts, keepalive,
 	// Conn.AfterFunc and the tick. Default: 10 ms.
 	TimerResolution time.Duration
@@ -128,6 +137,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.CloseTimeout, DefaultCloseTimeout)
 	setDur(&c.TimerResolution, 10*time.Millisecond)
+	setDur(&c.MemoryReleaseInterval, 5*time.Second)
 	setInt(&c.CompressionThreshold, 256)
 	if c.CompressionLevel == 0 {
 		c.CompressionLevel = flate.BestSpeed

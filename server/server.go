@@ -32,6 +32,7 @@ type Server struct {
 	addr     net.Addr
 	stopping atomic.Bool
 	nextID   atomic.Uint64
+	releases atomic.Uint64 // memory releases by runReleaser
 
 	open atomic.Int64 // open WebSocket connections
 
@@ -105,6 +106,7 @@ func (s *Server) onBoot(eng gnet.Engine) gnet.Action {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.tick = cancel
 	go s.runTicker(ctx)
+	go s.runReleaser(ctx, readHeap().live)
 	close(s.ready)
 	s.log.Info("megaws listening", "addr", s.addr, "loops", s.cfg.Loops)
 	return gnet.None

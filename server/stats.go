@@ -52,6 +52,9 @@ type Stats struct {
 	BytesOut    uint64 // payload bytes written
 	QueueDrops  uint64 // connections closed for a full write queue
 	ReadPauses  uint64 // times reading paused for backpressure (WriteHighWater)
+	// MemoryReleases counts the times memory left by a burst was collected
+	// and returned to the OS (Config.MemoryReleaseInterval).
+	MemoryReleases uint64
 	// Rejected counts refused handshakes and plain HTTP answers by status.
 	Rejected map[int]uint64
 	// CloseCodes counts finished connections by close code (1006: no close frame).
@@ -67,6 +70,7 @@ func (s *Server) Stats() Stats {
 	st := Stats{
 		Conns:          s.open.Load(),
 		Loops:          s.cfg.Loops,
+		MemoryReleases: s.releases.Load(),
 		Rejected:       map[int]uint64{},
 		CloseCodes:     map[ws.StatusCode]uint64{},
 		ProtocolErrors: map[string]uint64{},
@@ -120,7 +124,7 @@ func (s *Server) Stats() Stats {
 	return Stats{
 		Conns: st.Conns, Loops: st.Loops, Handshakes: st.Handshakes,
 		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-		QueueDrops: st.QueueDrops, ReadPauses: st.ReadPauses, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
+		QueueDrops: st.QueueDrops, ReadPauses: st.ReadPauses, MemoryReleases: st.MemoryReleases, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
 	}
 }
 

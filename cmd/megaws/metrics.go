@@ -35,6 +35,7 @@ type statsCollector struct {
 	msgsIn, msgsOut                 *prometheus.Desc
 	bytesIn, bytesOut               *prometheus.Desc
 	closeCodes, protoErrs, queueDrp *prometheus.Desc
+	releases                        *prometheus.Desc
 }
 
 func newStatsCollector(s *server.Server) *statsCollector {
@@ -55,6 +56,7 @@ func newStatsCollector(s *server.Server) *statsCollector {
 		closeCodes: d("closes_total", "Finished connections by close code (1006: the TCP connection ended without a close frame).", "code"),
 		protoErrs:  d("protocol_errors_total", "Connections failed for a protocol violation, by kind.", "kind"),
 		queueDrp:   d("write_queue_drops_total", "Connections closed because their outbound queue passed the write-queue limit (slow readers)."),
+		releases:   d("memory_releases_total", "Times memory left behind by a burst was collected and returned to the OS."),
 	}
 }
 
@@ -62,7 +64,7 @@ func newStatsCollector(s *server.Server) *statsCollector {
 func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.conns, c.loops, c.handshakes, c.rejected, c.served, c.msgsIn, c.msgsOut,
-		c.bytesIn, c.bytesOut, c.closeCodes, c.protoErrs, c.queueDrp,
+		c.bytesIn, c.bytesOut, c.closeCodes, c.protoErrs, c.queueDrp, c.releases,
 	} {
 		ch <- d
 	}
@@ -85,6 +87,7 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytesIn, st.BytesIn)
 	counter(c.bytesOut, st.BytesOut)
 	counter(c.queueDrp, st.QueueDrops)
+	counter(c.releases, st.MemoryReleases)
 	// Stats.Rejected also counts the plain HTTP answers; a success status is
 	// a page served, not a refusal.
 	for status, n := range st.Rejected {

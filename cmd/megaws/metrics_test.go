@@ -86,6 +86,7 @@ func TestMetrics(t *testing.T) {
 		"megaws_handshakes_accepted_total": 0,
 		"megaws_messages_received_total":   0,
 		"megaws_write_queue_drops_total":   0,
+		"megaws_memory_releases_total":     0,
 	} {
 		if got, ok := m[name]; !ok || got != want {
 			t.Errorf("fresh server: %s = %v (present %v), want %v", name, got, ok, want)

@@ -120,7 +120,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	}
 	rep := &report.Report{Meta: meta(st, &c, "megaws and peers on one machine", *reps)}
 	rep.Meta.Notes = append(rep.Meta.Notes,
-		"Each repetition starts every server afresh; servers run back to back in the order of the table, repetitions interleaved.",
+		"Each repetition starts every server afresh for every scenario and every echo point; servers run back to back in the order of the table, repetitions interleaved.",
 		"megaws runs with its defaults (keepalive ping every 25 s, idle timeout 60 s); peers with theirs.")
 	if len(skipped) > 0 && s.scenarios["echo"] {
 		rep.Meta.Notes = append(rep.Meta.Notes, fmt.Sprintf("Echo points left out because more than %s would be in flight at once: %s.", report.SizeLabel(int(*maxInflight)), strings.Join(skipped, ", ")))

@@ -127,8 +127,22 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	return finish(rep, c.out, stdout)
 }
 
-// runTarget starts t, runs scenario name on it and stops it.
+// runTarget starts t, runs scenario name on it and stops it. Each echo
+// point gets a fresh server, so that its peak RSS and CPU are its own and
+// not what the previous point (256 KiB messages, say) left behind.
 func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, rep int, pl *plan, stdout io.Writer) []report.Run {
+	if name == "echo" && len(pl.echo) > 1 {
+		var runs []report.Run
+		for _, cfg := range pl.echo {
+			one := *pl
+			one.echo = []scenario.EchoConfig{cfg}
+			runs = append(runs, runTarget(ctx, s, t, name, rep, &one, stdout)...)
+			if ctx.Err() != nil {
+				break
+			}
+		}
+		return runs
+	}
 	srv, err := s.env.Start(ctx, t, modeOf(name))
 	if err != nil {
 		r := report.Run{Target: t.Name, Rep: rep, Scenario: name, Error: err.Error()}

@@ -1,0 +1,67 @@
+package server_test
+
+import (
+	"runtime"
+	"runtime/metrics"
+	"testing"
+	"time"
+
+	"github.com/megaws/megaws/server"
+)
+
+// After a burst leaves garbage behind and the program stops allocating, the
+// server collects it and returns the memory within a few release intervals,
+// instead of keeping it until the runtime's two-minute forced collection.
+// A steady heap is left alone.
+func TestMemoryReleasedAfterBurst(t *testing.T) {
+	s, _ := startServer(t, echo{}, server.Config{MemoryReleaseInterval: 50 * time.Millisecond})
+	runtime.GC()
+	time.Sleep(200 * time.Millisecond)
+	before := s.Stats().MemoryReleases
+
+	// A quiet, steady heap: nothing to release.
+	time.Sleep(300 * time.Millisecond)
+	if n := s.Stats().MemoryReleases; n != before {
+		t.Fatalf("steady heap: %d releases, want none", n-before)
+	}
+
+	// A burst: 96 MiB held while in use (as per-connection buffers are
+	// during a burst of large messages), then dropped.
+	burst := make([][]byte, 96)
+	for i := range burst {
+		burst[i] = make([]byte, 1<<20)
+		burst[i][0] = byte(i)
+	}
+	// The burst's last collection ran while the buffers were in use, as
+	// the runtime's own collections do during a real burst; after it the
+	// program allocates nothing, so nothing would collect them.
+	runtime.GC()
+	sink(burst)
+	burst = nil
+	objects := func() uint64 {
+		s := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
+		metrics.Read(s)
+		return s[0].Value.Uint64()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Stats().MemoryReleases == before {
+		if time.Now().After(deadline) {
+			t.Fatalf("no release within 5 s; heap objects %d MiB", objects()>>20)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if o := objects(); o > 64<<20 {
+		t.Errorf("after the release the heap still holds %d MiB of objects", o>>20)
+	}
+	// And then it settles: no release loop on the heap that is left.
+	n := s.Stats().MemoryReleases
+	time.Sleep(400 * time.Millisecond)
+	if m := s.Stats().MemoryReleases; m > n+1 {
+		t.Errorf("%d more releases on a steady heap", m-n)
+	}
+}
+
+var sinkHole [][]byte
+
+//go:noinline
+func sink(b [][]byte) { sinkHole = b; sinkHole = nil }
