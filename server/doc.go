@@ -85,17 +85,18 @@
 // Every limit has a default (the zero Config is ready to use) and the answer
 // the RFCs prescribe:
 //
-//	limit              Config field        default    outcome
-//	request head       MaxHeaderBytes      8 KiB      HTTP 431
-//	header lines       MaxHeaderLines      64         HTTP 431
-//	connections        MaxConns            1,000,000  HTTP 503 before the upgrade
-//	origin             AllowedOrigins      any        HTTP 403
-//	handshake time     HandshakeTimeout    10 s       TCP close
-//	message size       MaxMessageSize      16 MiB     close 1009, checked after reassembly and decompression
-//	slow reader        MaxWriteQueue       4 MiB      close 1008, ErrWriteQueueFull
-//	silence            PingInterval        25 s       a ping
-//	silence, pongs too IdleTimeout         60 s       close 1001, ErrIdleTimeout
-//	close handshake    CloseTimeout        5 s        TCP close, ErrCloseTimeout
+//	limit               Config field           default    outcome
+//	request head        MaxHeaderBytes         8 KiB      HTTP 431
+//	header lines        MaxHeaderLines         64         HTTP 431
+//	connections         MaxConns               1,000,000  HTTP 503 before the upgrade
+//	origin              AllowedOrigins         any        HTTP 403
+//	handshake time      HandshakeTimeout       10 s       TCP close
+//	message size        MaxMessageSize         16 MiB     close 1009, checked after reassembly and decompression
+//	slow reader         MaxWriteQueue          4 MiB      close 1008, ErrWriteQueueFull
+//	silence             PingInterval           25 s       a ping
+//	silence, pongs too  IdleTimeout            60 s       close 1001, ErrIdleTimeout
+//	close handshake     CloseTimeout           5 s        TCP close, ErrCloseTimeout
+//	burst leftovers     MemoryReleaseInterval  5 s        heap collected, memory returned to the OS
 //
 // A plain HTTP request without an upgrade gets 426 Upgrade Required (200 on
 // /healthz) unless the Handler implements HTTPResponder. Protocol violations
