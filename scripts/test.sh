@@ -5,7 +5,7 @@
 # packages, Go modules), then for every Go module: gofmt check, go vet,
 # golangci-lint with the checked-in .golangci.yml, and go test -race. Also runs
 # the bench harness end to end (scripts/bench.sh --quick) and every fuzz target
-# briefly (scripts/fuzz.sh). Nothing is skipped silently: a missing tool fails.
+# briefly (scripts/fuzz.sh, 100,000 inputs each). Nothing is skipped silently: a missing tool fails.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -38,8 +38,8 @@ if [[ -f scripts/bench.sh ]]; then
 fi
 
 if [[ -f scripts/fuzz.sh ]]; then
-    step "fuzz targets (scripts/fuzz.sh ${FUZZTIME:-10s})"
-    bash scripts/fuzz.sh "${FUZZTIME:-10s}"
+    step "fuzz targets (scripts/fuzz.sh ${FUZZTIME:-100000x})"
+    bash scripts/fuzz.sh "${FUZZTIME:-100000x}"
 fi
 
 step "allocation tests (need a build without -race)"
