@@ -189,50 +189,46 @@ func (s *Server) Broadcast(op ws.OpCode, payload []byte) error {
 // loops coalesce consecutive fan-outs to the same target: each recipient then
 // gets all of them with one writev (see Loop.deliverBatch).
 func (s *Server) fanoutTo(op ws.OpCode, payload []byte, target fanTarget) error {
-	if op.IsControl() && len(payload) > codec.MaxControlPayload {
-		return ErrControlTooLong
-	}
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	if len(loops) == 0 {
-		return nil
-	}
-	f := &sharedFrame{buf: getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload)), n: len(payload)}
-	*f.buf = codec.AppendFrame((*f.buf)[:0], op, true, payload)
-	f.refs.Store(int32(len(loops)))
+	loops, f, err := s.encodeShared(op, payload)
 	for _, l := range loops {
 		if !l.post(task{frame: f, target: target}) {
 			f.release()
 		}
 	}
-	return nil
+	return err
 }
 
 // fanout encodes one frame and runs deliver on every loop with it; the frame
 // returns to the pool when the last loop is done.
 func (s *Server) fanout(op ws.OpCode, payload []byte, deliver func(l *Loop, f *sharedFrame, n int)) error {
-	if op.IsControl() && len(payload) > codec.MaxControlPayload {
-		return ErrControlTooLong
-	}
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	if len(loops) == 0 {
-		return nil
-	}
-	f := &sharedFrame{buf: getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload))}
-	*f.buf = codec.AppendFrame((*f.buf)[:0], op, true, payload)
-	f.refs.Store(int32(len(loops)))
-	n := len(payload)
+	loops, f, err := s.encodeShared(op, payload)
 	for _, l := range loops {
 		ok := l.postFn(func() {
-			deliver(l, f, n)
+			deliver(l, f, f.n)
 			f.release()
 		})
 		if !ok {
 			f.release()
 		}
 	}
-	return nil
+	return err
+}
+
+// encodeShared encodes payload once as a frame holding one reference per
+// event loop, and returns the loops to hand it to (none when the server has
+// not started or the payload is an over-long control frame).
+func (s *Server) encodeShared(op ws.OpCode, payload []byte) ([]*Loop, *sharedFrame, error) {
+	if op.IsControl() && len(payload) > codec.MaxControlPayload {
+		return nil, nil, ErrControlTooLong
+	}
+	s.mu.Lock()
+	loops := s.loops
+	s.mu.Unlock()
+	if len(loops) == 0 {
+		return nil, nil, nil
+	}
+	f := &sharedFrame{buf: getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload)), n: len(payload)}
+	*f.buf = codec.AppendFrame((*f.buf)[:0], op, true, payload)
+	f.refs.Store(int32(len(loops)))
+	return loops, f, nil
 }
