@@ -6,24 +6,31 @@ import "encoding/binary"
 // fails fast: Feed reports an invalid sequence at the first byte that cannot
 // start or continue a valid one, even when the sequence is split across
 // fragments (RFC 6455 §8.1; Autobahn section 6.4). The zero value is ready to use
-// and the struct is three bytes, so it lives inside the connection state.
+// and the struct is one byte, so it lives inside the connection state.
 type UTF8 struct {
-	need   uint8 // continuation bytes still expected
-	lo, hi uint8 // accepted range for the next continuation byte
+	// st packs the continuation bytes still expected (bits 0-1) and the
+	// accepted range of the next one (bits 2-4, an index into utf8Ranges);
+	// utf8Failed marks a message already found invalid.
+	st uint8
 }
 
-// utf8Failed in UTF8.need marks a message already found invalid.
+// utf8Failed in UTF8.st marks a message already found invalid.
 const utf8Failed = 0xff
+
+// utf8Ranges are the accepted ranges of the byte after a lead byte
+// (RFC 3629 §4); every later continuation byte is in 0x80-0xBF.
+var utf8Ranges = [5][2]uint8{{0x80, 0xBF}, {0xA0, 0xBF}, {0x80, 0x9F}, {0x90, 0xBF}, {0x80, 0x8F}}
 
 // Feed validates the next bytes of the message. It returns false as soon as the
 // bytes seen so far cannot be a prefix of valid UTF-8, and keeps returning false
 // until Reset.
 func (v *UTF8) Feed(b []byte) bool {
-	if v.need == utf8Failed {
+	if v.st == utf8Failed {
 		return false
 	}
 	i, n := 0, len(b)
-	need, lo, hi := v.need, v.lo, v.hi
+	need, rng := v.st&3, v.st>>2
+	lo, hi := utf8Ranges[rng][0], utf8Ranges[rng][1]
 	for i < n {
 		if need == 0 {
 			// ASCII fast path: eight bytes at a time while no high bit is set.
@@ -40,41 +47,42 @@ func (v *UTF8) Feed(b []byte) bool {
 			}
 			switch {
 			case c >= 0xC2 && c <= 0xDF:
-				need, lo, hi = 1, 0x80, 0xBF
+				need, rng = 1, 0
 			case c == 0xE0:
-				need, lo, hi = 2, 0xA0, 0xBF
+				need, rng = 2, 1
 			case c == 0xED: // U+D800..U+DFFF surrogates are excluded
-				need, lo, hi = 2, 0x80, 0x9F
+				need, rng = 2, 2
 			case c >= 0xE1 && c <= 0xEF:
-				need, lo, hi = 2, 0x80, 0xBF
+				need, rng = 2, 0
 			case c == 0xF0:
-				need, lo, hi = 3, 0x90, 0xBF
+				need, rng = 3, 3
 			case c >= 0xF1 && c <= 0xF3:
-				need, lo, hi = 3, 0x80, 0xBF
+				need, rng = 3, 0
 			case c == 0xF4: // nothing above U+10FFFF
-				need, lo, hi = 3, 0x80, 0x8F
+				need, rng = 3, 4
 			default:
-				v.need = utf8Failed
+				v.st = utf8Failed
 				return false
 			}
+			lo, hi = utf8Ranges[rng][0], utf8Ranges[rng][1]
 			continue
 		}
 		c := b[i]
 		if c < lo || c > hi {
-			v.need = utf8Failed
+			v.st = utf8Failed
 			return false
 		}
 		i++
 		need--
-		lo, hi = 0x80, 0xBF
+		rng, lo, hi = 0, 0x80, 0xBF
 	}
-	v.need, v.lo, v.hi = need, lo, hi
+	v.st = need | rng<<2
 	return true
 }
 
 // Complete reports whether the bytes fed so far end at a character boundary
 // without an error: the check for the final fragment of a text message.
-func (v *UTF8) Complete() bool { return v.need == 0 }
+func (v *UTF8) Complete() bool { return v.st == 0 }
 
 // Reset prepares v for a new message.
 func (v *UTF8) Reset() { *v = UTF8{} }

@@ -15,7 +15,7 @@ type sharedFrame struct {
 // fanTarget says who receives a fan-out: every open connection when room is
 // nil, otherwise the room's members; except is skipped.
 type fanTarget struct {
-	room   *Room
+	room   *roomState
 	except *Conn
 }
 

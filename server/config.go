@@ -67,13 +67,16 @@ type Config struct {
 	// is closed. Default: 5 s.
 	CloseTimeout time.Duration
 
-	// MemoryReleaseInterval is how often megaws checks whether a burst left
-	// memory behind: when no garbage collection has run since the previous
-	// check and at least 32 MiB of heap is garbage or free but not returned
-	// to the OS, it collects and returns free memory (debug.FreeOSMemory).
-	// megaws allocates nothing per message, so without this the buffers of a
-	// burst of large messages stay in the process until the runtime's forced
-	// collection two minutes later. Default: 5 s; negative disables.
+	// MemoryReleaseInterval, when positive, is how often megaws checks
+	// whether a burst left memory behind: when no garbage collection has run
+	// since the previous check and at least 32 MiB of heap is garbage or free
+	// but not returned to the OS, it collects and returns free memory
+	// (runtime.GC and debug.FreeOSMemory). megaws allocates nothing per
+	// message, so without this the buffers of a burst of large messages stay
+	// in the process until the runtime's forced collection two minutes
+	// later. Forcing collections is the host program's business, so this is
+	// off by default in an embedding process; `megaws serve` turns it on
+	// (--memory-release, 5 s). Default: 0, off.
 	MemoryReleaseInterval time.Duration
 
 	// TimerResolution is the granularity of every timer: timeouts, keepalive,
@@ -104,6 +107,14 @@ type Config struct {
 	CompressionThreshold int
 	// CompressionLevel is the compress/flate level. Default: flate.BestSpeed.
 	CompressionLevel int
+
+	// NoRecover turns panic recovery off: a panic in a Handler method or in a
+	// function megaws runs on a loop (timers, Conn.Do) then crashes the
+	// process with its original stack, as in plain Go — for debugging.
+	// Default (false): the panic is recovered, logged with its stack, counted
+	// in Stats.Panics, and costs only its own connection (close 1011, HTTP 500
+	// for OnUpgrade and ServeHTTP); the loop goes on serving the others.
+	NoRecover bool
 
 	// Logger receives lifecycle and error logs, never per-message logs.
 	// Default: discard.
@@ -137,7 +148,6 @@ func (c Config) withDefaults() Config {
 	setDur(&c.IdleTimeout, DefaultIdleTimeout)
 	setDur(&c.CloseTimeout, DefaultCloseTimeout)
 	setDur(&c.TimerResolution, 10*time.Millisecond)
-	setDur(&c.MemoryReleaseInterval, 5*time.Second)
 	setInt(&c.CompressionThreshold, 256)
 	if c.CompressionLevel == 0 {
 		c.CompressionLevel = flate.BestSpeed

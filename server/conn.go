@@ -19,13 +19,20 @@ const (
 	stateGone                   // gnet closed the connection
 )
 
-// Connection flags.
+// Connection flags: loop only.
 const (
 	flagOpened     uint8 = 1 << iota // OnOpen was called, so OnClose must be
 	flagPinged                       // a keepalive ping is outstanding
-	flagDeflate                      // permessage-deflate was negotiated
 	flagCompressed                   // the fragmented message in progress is compressed
 	flagLinger                       // closed, waiting for its outbound bytes to drain
+)
+
+// Connection options: set during the handshake, before OnOpen makes the
+// connection visible to other goroutines, and never changed afterwards, so
+// any goroutine may read them.
+const (
+	optDeflate  uint8 = 1 << iota // permessage-deflate was negotiated
+	optProtocol                   // a subprotocol was selected (ext.protocol, set before OnOpen)
 )
 
 // sendqClosed marks sendq of a closed connection: any Add of a queue-sized
@@ -37,7 +44,7 @@ const sendqClosed = math.MinInt64 / 2
 // connection (or other code running on its event loop, such as its timers);
 // the others are safe from any goroutine.
 //
-// An idle Conn holds no buffers: it is this struct (128 bytes) plus gnet's own
+// An idle Conn holds no buffers: it is this struct (112 bytes) plus gnet's own
 // connection state.
 type Conn struct {
 	gc   gnet.Conn
@@ -57,6 +64,7 @@ type Conn struct {
 	flags      uint8
 	fragOp     ws.OpCode  // opcode of the fragmented message in progress, or 0
 	utf8       codec.UTF8 // validation state of a fragmented or partly arrived text message
+	opts       uint8      // options negotiated in the handshake; read-only after OnOpen
 
 	ext *connExt // rarely used state; nil for most connections
 	// sendq counts bytes handed to gnet by Send and not yet written to the
@@ -69,7 +77,7 @@ type Conn struct {
 type connExt struct {
 	protocol string
 	closeErr *CloseError
-	rooms    []*Room
+	rooms    []membership
 	asm      *[]byte // reassembly buffer of a fragmented message; nil otherwise
 	partial  uint32  // payload bytes of the incomplete current frame already UTF-8 validated
 }
@@ -90,6 +98,9 @@ func (c *Conn) extState() *connExt {
 	return c.ext
 }
 
+// closed reports whether the connection is gone. Any goroutine.
+func (c *Conn) closed() bool { return c.sendq.Load() < 0 }
+
 // ID returns a number unique among the server's connections. Any goroutine.
 func (c *Conn) ID() uint64 { return c.id }
 
@@ -98,9 +109,10 @@ func (c *Conn) Path() string { return c.path }
 
 // Protocol returns the negotiated subprotocol, or "". Any goroutine after OnOpen.
 func (c *Conn) Protocol() string {
-	if c.ext == nil {
+	if c.opts&optProtocol == 0 {
 		return ""
 	}
+	// ext was allocated during the handshake and is never replaced.
 	return c.ext.protocol
 }
 
@@ -180,11 +192,11 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 
 // compress reports whether a message of n bytes goes out compressed.
 func (c *Conn) compress(op ws.OpCode, n int) bool {
-	return c.flags&flagDeflate != 0 && op.IsData() && n >= c.l.s.cfg.CompressionThreshold
+	return c.opts&optDeflate != 0 && op.IsData() && n >= c.l.s.cfg.CompressionThreshold
 }
 
 // Compressed reports whether permessage-deflate was negotiated. Any goroutine after OnOpen.
-func (c *Conn) Compressed() bool { return c.flags&flagDeflate != 0 }
+func (c *Conn) Compressed() bool { return c.opts&optDeflate != 0 }
 
 // Ping sends a ping with payload (at most 125 bytes) from any goroutine.
 func (c *Conn) Ping(payload []byte) error { return c.Send(ws.OpPing, payload) }

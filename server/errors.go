@@ -68,6 +68,8 @@ var (
 	ErrCloseTimeout = errors.New("megaws: close handshake timeout")
 	// ErrServerStopping: Stop is shutting the server down (close 1001).
 	ErrServerStopping = errors.New("megaws: server stopping")
+	// ErrServerStopped: Stop was called; nothing more is queued or sent.
+	ErrServerStopped = errors.New("megaws: server stopped")
 	// ErrControlTooLong: a control frame written by the application exceeds
 	// 125 bytes (RFC 6455 §5.5).
 	ErrControlTooLong = errors.New("megaws: control frame payload longer than 125 bytes")

@@ -43,6 +43,7 @@ type Loop struct {
 	iov    [2][]byte
 
 	idx int
+	gid uint64 // goroutine id of the loop
 	now uint32 // current wheel tick
 	// heads are the first connections of the wheel's slots, the parked and
 	// the pending list (nil-terminated, doubly linked through Conn.next and
@@ -59,8 +60,7 @@ type Loop struct {
 
 	stats loopStats
 
-	epfd   int    // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
-	paused uint64 // times reading was paused for backpressure
+	epfd int // the loop's epoll descriptor for backpressure; 0 unknown, -1 unavailable
 
 	req   Request // the handshake being handled, reused
 	tasks taskQueue
@@ -129,7 +129,7 @@ func (l *Loop) advance(target uint32) {
 		if l.s.ticker != nil && int32(l.now-l.nextTick) >= 0 {
 			l.nextTick = l.now + max(l.ticks(l.s.cfg.TickInterval), 1)
 			l.corked = nil
-			l.s.ticker.OnTick(l)
+			l.callTick()
 		}
 		if l.conns == 0 {
 			continue
@@ -381,7 +381,7 @@ func (l *Loop) queueFull(c *Conn) bool {
 // 1008 and ErrWriteQueueFull. No close frame is sent: it would wait behind
 // the full queue.
 func (l *Loop) dropSlow(c *Conn) {
-	l.stats.queueDrops++
+	l.stats.queueDrops.Add(1)
 	c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "write queue full", Err: ErrWriteQueueFull}
 	c.state = stateClosed
 	if l.corked != c {

@@ -54,18 +54,19 @@ func (s *Server) handshake(c *Conn) {
 			break
 		}
 	}
-	if err := s.h.OnUpgrade(c, r); err != nil {
+	if err := l.callUpgrade(c, r); err != nil {
 		s.reject(c, err)
 		return
 	}
 	c.path = string(req.Path())
 	if r.protocol != "" {
 		c.extState().protocol = r.protocol
+		c.opts |= optProtocol
 	}
 	ext := ""
 	if s.cfg.Compression && req.NegotiateDeflate() {
 		ext = codec.DeflateResponse
-		c.flags |= flagDeflate
+		c.opts |= optDeflate
 	}
 	l.out = codec.AppendUpgradeResponse(l.out, req.Key, r.protocol, ext)
 	_, _ = gc.Discard(n)
@@ -73,18 +74,22 @@ func (s *Server) handshake(c *Conn) {
 	c.flags |= flagOpened
 	c.lastRead = l.now
 	s.open.Add(1)
-	l.stats.handshakes++
+	l.stats.handshakes.Add(1)
 	l.arm(c)
-	s.h.OnOpen(c)
+	l.callOpen(c)
 }
 
 // reject answers a refused handshake with its HTTP status and closes.
 func (s *Server) reject(c *Conn, err error) {
 	var he *codec.HandshakeError
-	if !errors.As(err, &he) {
+	switch {
+	case errors.As(err, &he):
+	case errors.Is(err, ErrHandlerPanic):
+		he = &codec.HandshakeError{Status: 500, Reason: "internal server error"}
+	default:
 		he = &codec.HandshakeError{Status: 403, Reason: "upgrade refused"}
 	}
-	c.l.stats.reject(he.Status)
+	c.l.stats.answered(he.Status)
 	c.l.out = codec.AppendRejection(c.l.out, he)
 	c.state = stateClosed
 }
@@ -95,7 +100,7 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	c.state = stateClosed
 	method := string(req.Method)
 	if method != "GET" && method != "HEAD" {
-		l.stats.reject(codec.ErrMethod.Status)
+		l.stats.answered(codec.ErrMethod.Status)
 		l.out = codec.AppendRejection(l.out, codec.ErrMethod)
 		return
 	}
@@ -103,11 +108,14 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	if s.http != nil {
 		r := &l.req
 		r.remote, r.protocol = c.gc.RemoteAddr(), ""
-		status, ctype, body = s.http.ServeHTTP(r)
+		var ok bool
+		if status, ctype, body, ok = l.callServeHTTP(r); !ok {
+			status, ctype, body = 500, "text/plain; charset=utf-8", []byte("internal server error\n")
+		}
 	}
 	if status == 0 {
 		if string(req.Path()) != "/healthz" {
-			l.stats.reject(codec.ErrNotUpgrade.Status)
+			l.stats.answered(codec.ErrNotUpgrade.Status)
 			l.out = codec.AppendRejection(l.out, codec.ErrNotUpgrade)
 			return
 		}
@@ -116,7 +124,7 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 	if method == "HEAD" {
 		body = nil
 	}
-	l.stats.reject(status)
+	l.stats.answered(status)
 	l.out = codec.AppendResponseType(l.out, status, ctype, "", body)
 }
 
@@ -138,7 +146,7 @@ func (s *Server) readFrames(c *Conn) {
 		if hn == 0 {
 			return
 		}
-		if err := codec.CheckClientHeader(h, c.fragOp, c.flags&flagDeflate != 0); err != nil {
+		if err := codec.CheckClientHeader(h, c.fragOp, c.opts&optDeflate != 0); err != nil {
 			l.fail(c, err)
 			return
 		}
@@ -263,7 +271,7 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 		}
 		l.stats.msgsIn++
 		l.stats.bytesIn += uint64(len(p))
-		s.h.OnMessage(c, h.OpCode, p)
+		l.callMessage(c, h.OpCode, p)
 		return
 	}
 	e := c.extState()
@@ -310,7 +318,7 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	}
 	l.stats.msgsIn++
 	l.stats.bytesIn += uint64(len(payload))
-	s.h.OnMessage(c, op, payload)
+	l.callMessage(c, op, payload)
 }
 
 // asmPool recycles reassembly buffers of fragmented messages.

@@ -1,7 +1,7 @@
 package server
 
 import (
-	"sync"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 	"github.com/megaws/megaws/codec"
@@ -12,93 +12,216 @@ import (
 // member's loop, so joining, leaving and publishing need no lock on the hot
 // path; a connection leaves all its rooms automatically when it closes.
 //
-// All methods are safe from any goroutine. Join and Leave take effect on the
+// A room exists only while it has members: the server keeps nothing for a
+// name nobody is in, so short-lived rooms (matches) cost nothing once they
+// are empty again. A *Room is a handle on the name; it stays usable after the
+// room emptied and is filled again.
+//
+// All methods are safe from any goroutine, event-loop callbacks included,
+// and none of them waits for a loop. Join and Leave take effect on the
 // connection's loop in order with its other events, so a message published
 // after Join returns reaches the new member.
 type Room struct {
-	s     *Server
-	name  string
-	loops []roomLoop // indexed by Loop.Index
+	s    *Server
+	name string
+	st   atomic.Pointer[roomState] // the state last seen; re-resolved once dead
 }
 
-// roomLoop is a room's members on one loop; only that loop touches it.
+// roomState is a room while it has members (or joins in flight).
+type roomState struct {
+	room *Room // the handle Server.Room returns while the state lives
+	// refs counts members plus joins queued on a loop; the state is
+	// dropped from the server when it reaches zero.
+	refs    atomic.Int64
+	members atomic.Int64
+	dead    atomic.Bool
+	loops   []roomLoop // indexed by Loop.Index
+}
+
+// roomLoop is a room's share of one loop.
 type roomLoop struct {
-	members []*Conn
-	index   map[*Conn]int
+	// refs counts members and queued joins on this loop: fan-outs are
+	// queued only on loops where it is positive.
+	refs    atomic.Int32
+	members []*Conn // loop only
 }
 
-// Room returns the room called name, creating it on first use. Any goroutine.
+// membership is a room a connection is in and its index in the room's
+// member list on the connection's loop.
+type membership struct {
+	st  *roomState
+	idx int
+}
+
+// Room returns the room called name. Any goroutine. It allocates nothing for
+// a room that has members; for one that has none it returns a fresh handle
+// and stores nothing.
 func (s *Server) Room(name string) *Room {
 	s.roomsMu.Lock()
-	defer s.roomsMu.Unlock()
-	if r := s.rooms[name]; r != nil {
-		return r
+	st := s.rooms[name]
+	s.roomsMu.Unlock()
+	if st != nil {
+		return st.room
 	}
-	if s.rooms == nil {
-		s.rooms = make(map[string]*Room)
-	}
-	r := &Room{s: s, name: name, loops: make([]roomLoop, s.cfg.Loops)}
-	s.rooms[name] = r
-	return r
+	return &Room{s: s, name: name}
 }
 
 // Name returns the room's name.
 func (r *Room) Name() string { return r.name }
 
-// Join adds c to the room. Any goroutine.
-func (r *Room) Join(c *Conn) { r.onLoop(c, r.join) }
-
-// Leave removes c from the room. Any goroutine.
-func (r *Room) Leave(c *Conn) { r.onLoop(c, r.leave) }
-
-func (r *Room) onLoop(c *Conn, fn func(*Conn)) {
-	c.l.postFn(func() { fn(c) })
+// state returns the room's live state, or nil when it has no members.
+func (r *Room) state() *roomState {
+	if st := r.st.Load(); st != nil && !st.dead.Load() {
+		return st
+	}
+	r.s.roomsMu.Lock()
+	st := r.s.rooms[r.name]
+	r.s.roomsMu.Unlock()
+	if st != nil {
+		r.st.Store(st)
+	}
+	return st
 }
 
-func (r *Room) join(c *Conn) {
-	if c.state != stateOpen {
-		return
+// Join adds c to the room. Any goroutine. It returns ErrClosed when c is
+// already closed and ErrServerStopped once Stop was called; joining a room
+// c is in already does nothing.
+func (r *Room) Join(c *Conn) error {
+	s := r.s
+	if s.stopping.Load() {
+		return ErrServerStopped
 	}
-	rl := &r.loops[c.l.idx]
-	if _, ok := rl.index[c]; ok {
-		return
+	if c.closed() {
+		return ErrClosed
 	}
-	if rl.index == nil {
-		rl.index = make(map[*Conn]int)
+	s.roomsMu.Lock()
+	st := s.rooms[r.name]
+	if st == nil {
+		st = &roomState{room: r, loops: make([]roomLoop, s.cfg.Loops)}
+		if s.rooms == nil {
+			s.rooms = make(map[string]*roomState)
+		}
+		s.rooms[r.name] = st
 	}
-	rl.index[c] = len(rl.members)
-	rl.members = append(rl.members, c)
-	e := c.extState()
-	e.rooms = append(e.rooms, r)
+	st.refs.Add(1)
+	st.loops[c.l.idx].refs.Add(1)
+	s.roomsMu.Unlock()
+	r.st.Store(st)
+	if !c.l.postFn(func() { st.join(c) }) {
+		st.release(s, c.l)
+		return ErrServerStopped
+	}
+	return nil
 }
 
-func (r *Room) leave(c *Conn) {
-	r.remove(c)
-	if c.ext != nil {
-		rs := c.ext.rooms
-		for i, x := range rs {
-			if x == r {
-				rs[i] = rs[len(rs)-1]
-				c.ext.rooms = rs[:len(rs)-1]
-				break
+// Leave removes c from the room. Any goroutine; leaving a room c is not in
+// does nothing. It returns ErrClosed when c is already closed (it left every
+// room then).
+func (r *Room) Leave(c *Conn) error {
+	if c.closed() {
+		return ErrClosed
+	}
+	name := r.name
+	c.l.postFn(func() {
+		if c.ext == nil {
+			return
+		}
+		for _, m := range c.ext.rooms {
+			if m.st.room.name == name {
+				m.st.leave(c)
+				return
 			}
 		}
-	}
+	})
+	return nil
 }
 
-// remove drops c from the member list of its loop (swap with the last).
-func (r *Room) remove(c *Conn) {
-	rl := &r.loops[c.l.idx]
-	i, ok := rl.index[c]
-	if !ok {
+// Len returns the number of members. Any goroutine; it reads one counter, so
+// it is cheap enough for hot paths. Joins and leaves still queued on a loop
+// are not counted yet.
+func (r *Room) Len() int {
+	st := r.state()
+	if st == nil {
+		return 0
+	}
+	return int(st.members.Load())
+}
+
+// join runs on c's loop and turns the queued join into membership.
+func (st *roomState) join(c *Conn) {
+	s := c.l.s
+	if c.state != stateOpen || st.memberIndex(c) >= 0 {
+		st.release(s, c.l)
 		return
 	}
+	rl := &st.loops[c.l.idx]
+	e := c.extState()
+	e.rooms = append(e.rooms, membership{st: st, idx: len(rl.members)})
+	rl.members = append(rl.members, c)
+	st.members.Add(1)
+}
+
+// memberIndex returns the position of st in c's rooms, or -1.
+func (st *roomState) memberIndex(c *Conn) int {
+	if c.ext == nil {
+		return -1
+	}
+	for i, m := range c.ext.rooms {
+		if m.st == st {
+			return i
+		}
+	}
+	return -1
+}
+
+// leave removes c from the room and the room from c's list, on c's loop.
+func (st *roomState) leave(c *Conn) {
+	i := st.memberIndex(c)
+	if i < 0 {
+		return
+	}
+	rs := c.ext.rooms
+	st.remove(c, rs[i].idx)
+	rs[i] = rs[len(rs)-1]
+	rs[len(rs)-1] = membership{}
+	c.ext.rooms = rs[:len(rs)-1]
+}
+
+// remove drops the member at idx of c's loop (swapping in the last member,
+// whose recorded index is updated) and releases its reference.
+func (st *roomState) remove(c *Conn, idx int) {
+	l := c.l
+	rl := &st.loops[l.idx]
 	last := len(rl.members) - 1
-	rl.members[i] = rl.members[last]
-	rl.index[rl.members[i]] = i
+	if idx != last {
+		moved := rl.members[last]
+		rl.members[idx] = moved
+		if j := st.memberIndex(moved); j >= 0 {
+			moved.ext.rooms[j].idx = idx
+		}
+	}
 	rl.members[last] = nil
 	rl.members = rl.members[:last]
-	delete(rl.index, c)
+	if len(rl.members) == 0 {
+		rl.members = nil
+	}
+	st.members.Add(-1)
+	st.release(l.s, l)
+}
+
+// release drops one reference held on loop l; the last one removes the room
+// from the server, unless a Join took a new reference meanwhile.
+func (st *roomState) release(s *Server, l *Loop) {
+	st.loops[l.idx].refs.Add(-1)
+	if st.refs.Add(-1) != 0 {
+		return
+	}
+	s.roomsMu.Lock()
+	if st.refs.Load() == 0 && s.rooms[st.room.name] == st {
+		delete(s.rooms, st.room.name)
+		st.dead.Store(true)
+	}
+	s.roomsMu.Unlock()
 }
 
 // leaveAll removes a closing connection from all its rooms, on its loop.
@@ -106,55 +229,43 @@ func (c *Conn) leaveAll() {
 	if c.ext == nil {
 		return
 	}
-	for _, r := range c.ext.rooms {
-		r.remove(c)
-	}
+	rs := c.ext.rooms
 	c.ext.rooms = nil
-}
-
-// Len returns the number of members. It visits every loop, so it is meant
-// for dashboards, not hot paths; members joining concurrently may be missed.
-func (r *Room) Len() int {
-	n := 0
-	r.s.mu.Lock()
-	loops := r.s.loops
-	r.s.mu.Unlock()
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	for _, l := range loops {
-		wg.Add(1)
-		ok := l.postFn(func() {
-			defer wg.Done()
-			mu.Lock()
-			n += len(r.loops[l.idx].members)
-			mu.Unlock()
-		})
-		if !ok {
-			wg.Done()
-		}
+	for _, m := range rs {
+		m.st.remove(c, m.idx)
 	}
-	wg.Wait()
-	return n
 }
 
 // Publish sends one message to every member. Any goroutine; it never blocks.
 // The frame is encoded once and shared by every recipient: each event loop
-// writes the same bytes to its members (see Server.Broadcast). payload is
-// copied before Publish returns.
+// with members writes the same bytes to them (see Server.Broadcast). payload
+// is copied before Publish returns. Publishing to a room without members
+// does nothing. It returns ErrServerStopped once Stop was called.
 func (r *Room) Publish(op ws.OpCode, payload []byte) error {
-	return r.s.fanoutTo(op, payload, fanTarget{room: r})
+	return r.publish(nil, op, payload)
 }
 
 // PublishExcept is Publish to every member but except (typically the sender).
 func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
-	return r.s.fanoutTo(op, payload, fanTarget{room: r, except: except})
+	return r.publish(except, op, payload)
+}
+
+func (r *Room) publish(except *Conn, op ws.OpCode, payload []byte) error {
+	if err := r.s.checkPublish(op, payload); err != nil {
+		return err
+	}
+	st := r.state()
+	if st == nil {
+		return nil
+	}
+	return r.s.fanoutTo(op, payload, fanTarget{room: st, except: except})
 }
 
 // each calls fn for every member on loop l. It walks the members from the
 // end: a write that fails closes its connection, which removes it by moving
 // the last member into its slot — a member already visited.
-func (r *Room) each(l *Loop, fn func(*Conn)) {
-	m := &r.loops[l.idx].members
+func (st *roomState) each(l *Loop, fn func(*Conn)) {
+	m := &st.loops[l.idx].members
 	for i := len(*m) - 1; i >= 0; i-- {
 		if i < len(*m) {
 			fn((*m)[i])
@@ -162,8 +273,12 @@ func (r *Room) each(l *Loop, fn func(*Conn)) {
 	}
 }
 
-// SendTo sends one message to each of conns, encoded once. Any goroutine.
+// SendTo sends one message to each of conns, encoded once. Any goroutine;
+// it never blocks. It returns ErrServerStopped once Stop was called.
 func (s *Server) SendTo(conns []*Conn, op ws.OpCode, payload []byte) error {
+	if err := s.checkPublish(op, payload); err != nil {
+		return err
+	}
 	byLoop := make([][]*Conn, s.cfg.Loops)
 	for _, c := range conns {
 		byLoop[c.l.idx] = append(byLoop[c.l.idx], c)
@@ -180,28 +295,62 @@ func (s *Server) SendTo(conns []*Conn, op ws.OpCode, payload []byte) error {
 // are written to every connection by its own event loop, with no
 // per-recipient copy or allocation (gnet copies only what a slow socket does
 // not accept at once, and the write-queue limit bounds that). payload is
-// copied before Broadcast returns.
+// copied before Broadcast returns. It returns ErrServerStopped once Stop was
+// called.
 func (s *Server) Broadcast(op ws.OpCode, payload []byte) error {
+	if err := s.checkPublish(op, payload); err != nil {
+		return err
+	}
 	return s.fanoutTo(op, payload, fanTarget{})
 }
 
-// fanoutTo encodes one frame and queues it on every loop for target. The
-// loops coalesce consecutive fan-outs to the same target: each recipient then
-// gets all of them with one writev (see Loop.deliverBatch).
+// checkPublish validates a fan-out before anything is encoded.
+func (s *Server) checkPublish(op ws.OpCode, payload []byte) error {
+	if op.IsControl() && len(payload) > codec.MaxControlPayload {
+		return ErrControlTooLong
+	}
+	if s.stopping.Load() {
+		return ErrServerStopped
+	}
+	return nil
+}
+
+// fanoutTo encodes one frame and queues it on every loop that has
+// recipients for target. The loops coalesce consecutive fan-outs to the same
+// target: each recipient then gets all of them with one writev (see
+// Loop.deliverBatch).
 func (s *Server) fanoutTo(op ws.OpCode, payload []byte, target fanTarget) error {
-	loops, f, err := s.encodeShared(op, payload)
+	loops := s.loopList()
+	if target.room != nil {
+		var with [8]*Loop
+		sel := with[:0]
+		for _, l := range loops {
+			if target.room.loops[l.idx].refs.Load() > 0 {
+				sel = append(sel, l)
+			}
+		}
+		loops = sel
+	}
+	if len(loops) == 0 {
+		return nil
+	}
+	f := s.encodeShared(op, payload, len(loops))
 	for _, l := range loops {
 		if !l.post(task{frame: f, target: target}) {
 			f.release()
 		}
 	}
-	return err
+	return nil
 }
 
 // fanout encodes one frame and runs deliver on every loop with it; the frame
 // returns to the pool when the last loop is done.
 func (s *Server) fanout(op ws.OpCode, payload []byte, deliver func(l *Loop, f *sharedFrame, n int)) error {
-	loops, f, err := s.encodeShared(op, payload)
+	loops := s.loopList()
+	if len(loops) == 0 {
+		return nil
+	}
+	f := s.encodeShared(op, payload, len(loops))
 	for _, l := range loops {
 		ok := l.postFn(func() {
 			deliver(l, f, f.n)
@@ -211,24 +360,13 @@ func (s *Server) fanout(op ws.OpCode, payload []byte, deliver func(l *Loop, f *s
 			f.release()
 		}
 	}
-	return err
+	return nil
 }
 
-// encodeShared encodes payload once as a frame holding one reference per
-// event loop, and returns the loops to hand it to (none when the server has
-// not started or the payload is an over-long control frame).
-func (s *Server) encodeShared(op ws.OpCode, payload []byte) ([]*Loop, *sharedFrame, error) {
-	if op.IsControl() && len(payload) > codec.MaxControlPayload {
-		return nil, nil, ErrControlTooLong
-	}
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	if len(loops) == 0 {
-		return nil, nil, nil
-	}
+// encodeShared encodes payload once as a frame holding refs references.
+func (s *Server) encodeShared(op ws.OpCode, payload []byte, refs int) *sharedFrame {
 	f := &sharedFrame{buf: getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload)), n: len(payload)}
 	*f.buf = codec.AppendFrame((*f.buf)[:0], op, true, payload)
-	f.refs.Store(int32(len(loops)))
-	return loops, f, nil
+	f.refs.Store(int32(refs))
+	return f
 }

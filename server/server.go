@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/gobwas/ws"
 	"github.com/panjf2000/gnet/v2"
 	"golang.org/x/sys/unix"
 )
@@ -39,8 +42,10 @@ type Server struct {
 	mu    sync.Mutex
 	loops []*Loop
 
+	logLimit logLimiter // rate of error log lines about connections (panics)
+
 	roomsMu sync.Mutex
-	rooms   map[string]*Room
+	rooms   map[string]*roomState
 	tick    context.CancelFunc
 }
 
@@ -129,15 +134,20 @@ func (s *Server) runTicker(ctx context.Context) {
 			return
 		case now := <-t.C:
 			target := uint32(now.Sub(s.start) / s.res)
-			s.mu.Lock()
-			loops := s.loops
-			s.mu.Unlock()
-			for _, l := range loops {
+			for _, l := range s.loopList() {
 				l.tickTarget.Store(target)
 				l.postFn(l.advanceFn)
 			}
 		}
 	}
+}
+
+// loopList returns the loops created so far. The slice is copied on write,
+// so callers may iterate it without the lock.
+func (s *Server) loopList() []*Loop {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.loops
 }
 
 // loopOf returns megaws's state for gnet's event loop el, creating it on first use.
@@ -150,6 +160,7 @@ func (s *Server) loopOf(el gnet.EventLoop) *Loop {
 		}
 	}
 	l := newLoop(s, el, len(s.loops), uint32(time.Since(s.start)/s.res))
+	l.gid = goid() // loopOf runs on el's goroutine
 	// Copy on write: the ticker and Stats iterate the slice without the lock.
 	s.loops = append(s.loops[:len(s.loops):len(s.loops)], l)
 	return l
@@ -201,7 +212,7 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 		}
 	}
 	l.stats.closed(ce.Code)
-	s.h.OnClose(c, ce)
+	l.callClose(c, ce)
 	return gnet.None
 }
 
@@ -221,8 +232,9 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 	}
 	l.flush(c)
 	l.corked = nil
+	l.stats.publish()
 	if c.state == stateOpen && c.gc.OutboundBuffered() > s.cfg.WriteHighWater && l.pauseRead(c) {
-		l.paused++
+		l.stats.readPauses.Add(1)
 	}
 	if c.state == stateClosed {
 		_, _ = gc.Discard(-1)
@@ -240,20 +252,45 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 // upgrades, sends close 1001 to every connection, waits for the close
 // handshakes until ctx is done, then closes whatever is left and stops the
 // event loops. It returns ctx.Err() if the deadline passed first.
+//
+// Any goroutine. Called from an event-loop callback, Stop cannot wait (the
+// loop has to run for its connections to close): it starts the same graceful
+// stop in the background and returns nil at once; ListenAndServe returns
+// when it is done. A second call waits for the first one to finish (or, from
+// a loop, returns at once).
 func (s *Server) Stop(ctx context.Context) error {
 	select {
 	case <-s.ready:
 	default:
 		return errors.New("megaws: server not started")
 	}
+	onLoop := s.onLoop()
 	if !s.stopping.CompareAndSwap(false, true) {
-		<-s.done
+		if !onLoop {
+			<-s.done
+		}
 		return nil
 	}
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	for _, l := range loops {
+	if onLoop {
+		// The callback returns before the stop ends: keep ctx's deadline,
+		// not its cancellation.
+		bg := context.WithoutCancel(ctx)
+		cancel := context.CancelFunc(func() {})
+		if d, ok := ctx.Deadline(); ok {
+			bg, cancel = context.WithDeadline(bg, d)
+		}
+		go func() {
+			defer cancel()
+			_ = s.stop(bg)
+		}()
+		return nil
+	}
+	return s.stop(ctx)
+}
+
+// stop runs the graceful stop, waiting for the close handshakes until ctx is done.
+func (s *Server) stop(ctx context.Context) error {
+	for _, l := range s.loopList() {
 		l.postFn(func() {
 			l.each(func(c *Conn) {
 				l.startClose(c, 1001, "server stopping", ErrServerStopping)
@@ -295,6 +332,34 @@ wait:
 	return waitErr
 }
 
+// onLoop reports whether the caller runs on one of the server's event loops
+// (a callback). It reads the goroutine's stack header, so it is only for rare
+// calls such as Stop.
+func (s *Server) onLoop() bool {
+	id := goid()
+	for _, l := range s.loopList() {
+		if l.gid == id {
+			return true
+		}
+	}
+	return false
+}
+
+// goid returns the calling goroutine's id, parsed from "goroutine N [...".
+func goid() uint64 {
+	var buf [64]byte
+	b := buf[:runtime.Stack(buf[:], false)]
+	b = b[min(len(b), len("goroutine ")):]
+	var id uint64
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			break
+		}
+		id = id*10 + uint64(c-'0')
+	}
+	return id
+}
+
 func sockaddrToTCP(sa unix.Sockaddr) net.Addr {
 	switch a := sa.(type) {
 	case *unix.SockaddrInet4:
@@ -312,11 +377,50 @@ type engine struct {
 	s *Server
 }
 
-func (e *engine) OnBoot(eng gnet.Engine) gnet.Action         { return e.s.onBoot(eng) }
-func (e *engine) OnShutdown(eng gnet.Engine)                 { e.s.onShutdown(eng) }
-func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action)   { return e.s.onOpen(c) }
-func (e *engine) OnClose(c gnet.Conn, err error) gnet.Action { return e.s.onClose(c, err) }
-func (e *engine) OnTraffic(c gnet.Conn) gnet.Action          { return e.s.onTraffic(c) }
+func (e *engine) OnBoot(eng gnet.Engine) gnet.Action       { return e.s.onBoot(eng) }
+func (e *engine) OnShutdown(eng gnet.Engine)               { e.s.onShutdown(eng) }
+func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) { return e.s.onOpen(c) }
+
+// OnClose and OnTraffic recover what the callback-level recovery cannot: a
+// panic in megaws itself. It costs that connection, not the process.
+func (e *engine) OnClose(c gnet.Conn, err error) (a gnet.Action) {
+	defer e.s.internalPanic(c, &a)
+	return e.s.onClose(c, err)
+}
+
+func (e *engine) OnTraffic(c gnet.Conn) (a gnet.Action) {
+	defer e.s.internalPanic(c, &a)
+	return e.s.onTraffic(c)
+}
+
+// internalPanic, deferred in gnet callbacks, turns a panic that escaped
+// megaws's own code into the closure of gc (1011) and a log line.
+func (s *Server) internalPanic(gc gnet.Conn, a *gnet.Action) {
+	if s.cfg.NoRecover {
+		return
+	}
+	v := recover()
+	if v == nil {
+		return
+	}
+	c, _ := gc.Context().(*Conn)
+	if c == nil {
+		s.log.Error("megaws: internal error", "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		*a = gnet.Close
+		return
+	}
+	l := c.l
+	l.corked = nil
+	l.out = l.out[:0]
+	pe := l.recovered("megaws", nil, v)
+	if c.state == stateOpen || c.state == stateClosing {
+		c.extState().closeErr = &CloseError{Code: ws.StatusInternalServerError, Reason: "internal error", Err: pe}
+	}
+	if c.state != stateGone {
+		c.state = stateClosed
+	}
+	*a = gnet.Close
+}
 
 // gnetLogger routes gnet's logs to the server's slog.Logger.
 type gnetLogger struct{ l *slog.Logger }

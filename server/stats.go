@@ -1,44 +1,89 @@
 package server
 
 import (
-	"context"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/gobwas/ws"
 )
 
-// loopStats are one loop's counters. Only the loop touches them (plain fields,
-// no atomics, nothing shared on the hot path); Server.Stats collects them by
-// running a task on each loop.
+// loopStats are one loop's counters. The per-message counters are plain
+// fields that only the loop touches; the loop publishes them to atomics once
+// per event it handles (publish), so a reader never waits for a loop, and a
+// saturated loop still reports figures at most one event old. Counters of
+// rare events (closes, refusals, protocol errors, panics) are kept under a
+// per-loop mutex that only those events and readers take.
 type loopStats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut uint64
-	queueDrops                         uint64
-	handshakes                         uint64
-	rejected                           map[int]uint64           // HTTP status of refused handshakes and plain answers
-	closeCodes                         map[ws.StatusCode]uint64 // close codes of finished connections
-	protocolErrors                     map[string]uint64        // by violation
+
+	pub struct {
+		msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	}
+	handshakes atomic.Uint64
+	queueDrops atomic.Uint64
+	readPauses atomic.Uint64
+	panics     atomic.Uint64
+	fdShed     atomic.Uint64
+
+	mu             sync.Mutex
+	panicsBy       map[string]uint64        // recovered panics by callback
+	rejected       map[int]uint64           // refused requests by HTTP status (>= 400)
+	served         map[int]uint64           // plain HTTP requests answered by status (< 400)
+	closeCodes     map[ws.StatusCode]uint64 // close codes of finished connections
+	protocolErrors map[string]uint64        // by violation
 }
 
-func (st *loopStats) reject(status int) {
-	if st.rejected == nil {
-		st.rejected = make(map[int]uint64)
+// publish makes the loop's per-message counters visible to Stats. Loop only.
+func (st *loopStats) publish() {
+	if st.pub.msgsIn.Load() != st.msgsIn {
+		st.pub.msgsIn.Store(st.msgsIn)
+		st.pub.bytesIn.Store(st.bytesIn)
 	}
-	st.rejected[status]++
+	if st.pub.msgsOut.Load() != st.msgsOut {
+		st.pub.msgsOut.Store(st.msgsOut)
+		st.pub.bytesOut.Store(st.bytesOut)
+	}
+}
+
+func (st *loopStats) answered(status int) {
+	st.mu.Lock()
+	m := &st.rejected
+	if status < 400 {
+		m = &st.served
+	}
+	if *m == nil {
+		*m = make(map[int]uint64)
+	}
+	(*m)[status]++
+	st.mu.Unlock()
+}
+
+func (st *loopStats) panicked(cb string) {
+	st.panics.Add(1)
+	st.mu.Lock()
+	if st.panicsBy == nil {
+		st.panicsBy = make(map[string]uint64)
+	}
+	st.panicsBy[cb]++
+	st.mu.Unlock()
 }
 
 func (st *loopStats) closed(code ws.StatusCode) {
+	st.mu.Lock()
 	if st.closeCodes == nil {
 		st.closeCodes = make(map[ws.StatusCode]uint64)
 	}
 	st.closeCodes[code]++
+	st.mu.Unlock()
 }
 
 func (st *loopStats) protocolError(kind string) {
+	st.mu.Lock()
 	if st.protocolErrors == nil {
 		st.protocolErrors = make(map[string]uint64)
 	}
 	st.protocolErrors[kind]++
+	st.mu.Unlock()
 }
 
 // Stats is a snapshot of a server's counters, summed over its event loops.
@@ -50,88 +95,73 @@ type Stats struct {
 	MessagesOut uint64 // frames written (messages, pings, pongs, broadcasts per recipient)
 	BytesIn     uint64 // payload bytes received
 	BytesOut    uint64 // payload bytes written
-	QueueDrops  uint64 // connections closed for a full write queue
+	QueueDrops  uint64 // connections closed for a full write queue or the server-wide budget
 	ReadPauses  uint64 // times reading paused for backpressure (WriteHighWater)
+	// Panics counts panics recovered from handler callbacks and functions run
+	// on the loops (Config.NoRecover turns recovery off).
+	Panics uint64
+	// PanicsByCallback splits Panics by where they happened: "OnMessage",
+	// "OnOpen", "OnClose", "OnUpgrade" (answered 500), "ServeHTTP" (500),
+	// "OnTick", "Conn.AfterFunc", "Loop.AfterFunc", "Conn.Do".
+	PanicsByCallback map[string]uint64
+	// FDShed counts connections closed right after accept because the process
+	// was close to its open-files limit (Config.ReserveFDs).
+	FDShed uint64
 	// MemoryReleases counts the times memory left by a burst was collected
 	// and returned to the OS (Config.MemoryReleaseInterval).
 	MemoryReleases uint64
-	// Rejected counts refused handshakes and plain HTTP answers by status.
+	// Rejected counts refused requests by HTTP status (400 and above): bad or
+	// refused upgrades, 426 for plain requests without an upgrade, 503 when
+	// full or stopping.
 	Rejected map[int]uint64
+	// HTTPServed counts plain HTTP requests answered with a status below 400
+	// (GET /healthz, pages of an HTTPResponder).
+	HTTPServed map[int]uint64
 	// CloseCodes counts finished connections by close code (1006: no close frame).
 	CloseCodes map[ws.StatusCode]uint64
 	// ProtocolErrors counts connections failed for a protocol violation, by kind.
 	ProtocolErrors map[string]uint64
 }
 
-// Stats collects the counters of every loop by running a task on each (so
-// the loops never share a counter); a loop that does not answer within a
-// second is left out. Any goroutine; meant for scrapes, not hot paths.
+// Stats returns the server's counters. Any goroutine, event-loop callbacks
+// included; it never waits for a loop: each loop publishes its counters as it
+// handles events, so the figures are complete and at most one event old, even
+// while a loop is saturated. After Stop it keeps returning the last figures.
 func (s *Server) Stats() Stats {
 	st := Stats{
-		Conns:          s.open.Load(),
-		Loops:          s.cfg.Loops,
-		MemoryReleases: s.releases.Load(),
-		Rejected:       map[int]uint64{},
-		CloseCodes:     map[ws.StatusCode]uint64{},
-		ProtocolErrors: map[string]uint64{},
+		Conns:            s.open.Load(),
+		Loops:            s.cfg.Loops,
+		MemoryReleases:   s.releases.Load(),
+		Rejected:         map[int]uint64{},
+		HTTPServed:       map[int]uint64{},
+		PanicsByCallback: map[string]uint64{},
+		CloseCodes:       map[ws.StatusCode]uint64{},
+		ProtocolErrors:   map[string]uint64{},
 	}
-	s.mu.Lock()
-	loops := s.loops
-	s.mu.Unlock()
-	var mu sync.Mutex
-	var wg sync.WaitGroup
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	defer cancel()
-	for _, l := range loops {
-		wg.Add(1)
-		done := make(chan struct{})
-		ok := l.postFn(func() {
-			defer close(done)
-			mu.Lock()
-			defer mu.Unlock()
-			ls := &l.stats
-			st.Handshakes += ls.handshakes
-			st.MessagesIn += ls.msgsIn
-			st.MessagesOut += ls.msgsOut
-			st.BytesIn += ls.bytesIn
-			st.BytesOut += ls.bytesOut
-			st.QueueDrops += ls.queueDrops
-			st.ReadPauses += l.paused
-			for k, v := range ls.rejected {
-				st.Rejected[k] += v
-			}
-			for k, v := range ls.closeCodes {
-				st.CloseCodes[k] += v
-			}
-			for k, v := range ls.protocolErrors {
-				st.ProtocolErrors[k] += v
-			}
-		})
-		go func() {
-			defer wg.Done()
-			if !ok {
-				return
-			}
-			select {
-			case <-done:
-			case <-ctx.Done():
-			}
-		}()
+	for _, l := range s.loopList() {
+		ls := &l.stats
+		st.Handshakes += ls.handshakes.Load()
+		st.MessagesIn += ls.pub.msgsIn.Load()
+		st.MessagesOut += ls.pub.msgsOut.Load()
+		st.BytesIn += ls.pub.bytesIn.Load()
+		st.BytesOut += ls.pub.bytesOut.Load()
+		st.QueueDrops += ls.queueDrops.Load()
+		st.ReadPauses += ls.readPauses.Load()
+		st.Panics += ls.panics.Load()
+		st.FDShed += ls.fdShed.Load()
+		ls.mu.Lock()
+		addAll(st.PanicsByCallback, ls.panicsBy)
+		addAll(st.Rejected, ls.rejected)
+		addAll(st.HTTPServed, ls.served)
+		addAll(st.CloseCodes, ls.closeCodes)
+		addAll(st.ProtocolErrors, ls.protocolErrors)
+		ls.mu.Unlock()
 	}
-	wg.Wait()
-	mu.Lock()
-	defer mu.Unlock()
-	return Stats{
-		Conns: st.Conns, Loops: st.Loops, Handshakes: st.Handshakes,
-		MessagesIn: st.MessagesIn, MessagesOut: st.MessagesOut, BytesIn: st.BytesIn, BytesOut: st.BytesOut,
-		QueueDrops: st.QueueDrops, ReadPauses: st.ReadPauses, MemoryReleases: st.MemoryReleases, Rejected: clone(st.Rejected), CloseCodes: clone(st.CloseCodes), ProtocolErrors: clone(st.ProtocolErrors),
-	}
+	return st
 }
 
-func clone[K comparable](m map[K]uint64) map[K]uint64 {
-	c := make(map[K]uint64, len(m))
-	for k, v := range m {
-		c[k] = v
+func addAll[K comparable](dst, src map[K]uint64) {
+	for k, v := range src {
+		dst[k] += v
 	}
-	return c
 }

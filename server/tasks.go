@@ -82,11 +82,12 @@ func (l *Loop) runTasks(context.Context) error {
 		if t.send != nil {
 			l.runSend(t.send, t.buf, t.n)
 		} else {
-			t.fn()
+			l.callFunc(cbLoopFunc, t.fn)
 		}
 		*t = task{}
 		i++
 	}
+	l.stats.publish()
 	tq.mu.Lock()
 	if tq.spare == nil && cap(q) <= 4096 {
 		tq.spare = q[:0]

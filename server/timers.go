@@ -70,15 +70,20 @@ func (c *Conn) AfterFunc(d time.Duration, fn func(c *Conn)) *Timer {
 
 // Do runs fn(c) on c's event loop, from any goroutine, in order with the
 // loop's other events; fn does not run if c closes first. It is the way for
-// goroutines to touch per-connection state without locks.
+// goroutines to touch per-connection state without locks. It returns
+// ErrClosed when c is already closed and ErrServerStopped when the loops no
+// longer run; otherwise fn runs unless c closes before its turn comes.
 func (c *Conn) Do(fn func(c *Conn)) error {
+	if c.closed() {
+		return ErrClosed
+	}
 	ok := c.l.postFn(func() {
 		if c.state == stateOpen || c.state == stateClosing {
-			fn(c)
+			c.l.callConn(cbConnDo, c, fn)
 		}
 	})
 	if !ok {
-		return ErrClosed
+		return ErrServerStopped
 	}
 	return nil
 }
@@ -90,13 +95,13 @@ func (c *Conn) Loop() *Loop { return c.l }
 func (l *Loop) runTimers() {
 	for len(l.timers) > 0 && int32(l.timers[0].at-l.now) <= 0 {
 		t := heap.Pop(&l.timers).(*Timer)
+		l.corked = nil
 		if t.c == nil {
-			t.fn()
+			l.callFunc(cbLoopTimer, t.fn)
 			continue
 		}
 		if s := t.c.state; s == stateOpen || s == stateClosing {
-			l.corked = nil
-			t.cfn(t.c)
+			l.callConn(cbConnTimer, t.c, t.cfn)
 		}
 	}
 }

@@ -35,7 +35,8 @@ type statsCollector struct {
 	msgsIn, msgsOut                 *prometheus.Desc
 	bytesIn, bytesOut               *prometheus.Desc
 	closeCodes, protoErrs, queueDrp *prometheus.Desc
-	releases                        *prometheus.Desc
+	releases, panics, fdShed        *prometheus.Desc
+	readPauses                      *prometheus.Desc
 }
 
 func newStatsCollector(s *server.Server) *statsCollector {
@@ -47,7 +48,7 @@ func newStatsCollector(s *server.Server) *statsCollector {
 		conns:      d("connections", "Open WebSocket connections."),
 		loops:      d("event_loops", "Event loops serving connections."),
 		handshakes: d("handshakes_accepted_total", "WebSocket upgrades accepted (101 sent)."),
-		rejected:   d("handshakes_rejected_total", "Requests refused without an upgrade, by HTTP status: 426 for a plain GET, 400/403/405/431/503 for bad or refused upgrades.", "status"),
+		rejected:   d("handshakes_rejected_total", "Requests refused without an upgrade, by HTTP status: 426 for a plain GET, 400/403/405/431/503 for bad or refused upgrades, 500 when OnUpgrade panicked.", "status"),
 		served:     d("http_served_total", "Plain HTTP GET requests answered with a success status (/healthz, pages of an HTTPResponder), by status.", "status"),
 		msgsIn:     d("messages_received_total", "Complete messages received."),
 		msgsOut:    d("messages_sent_total", "Frames written: messages, pings, pongs, and broadcasts once per recipient."),
@@ -57,6 +58,9 @@ func newStatsCollector(s *server.Server) *statsCollector {
 		protoErrs:  d("protocol_errors_total", "Connections failed for a protocol violation, by kind.", "kind"),
 		queueDrp:   d("write_queue_drops_total", "Connections closed because their outbound queue passed the write-queue limit (slow readers)."),
 		releases:   d("memory_releases_total", "Times memory left behind by a burst was collected and returned to the OS."),
+		panics:     d("handler_panics_total", "Panics recovered from handler callbacks and functions run on the event loops, by callback; each cost its connection (close 1011 or HTTP 500).", "callback"),
+		fdShed:     d("fd_shed_total", "Connections closed right after accept because the process was close to its open-files limit."),
+		readPauses: d("read_pauses_total", "Times reading from a connection paused because too much output waited for it (backpressure)."),
 	}
 }
 
@@ -65,6 +69,7 @@ func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{
 		c.conns, c.loops, c.handshakes, c.rejected, c.served, c.msgsIn, c.msgsOut,
 		c.bytesIn, c.bytesOut, c.closeCodes, c.protoErrs, c.queueDrp, c.releases,
+		c.panics, c.fdShed, c.readPauses,
 	} {
 		ch <- d
 	}
@@ -88,14 +93,16 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.bytesOut, st.BytesOut)
 	counter(c.queueDrp, st.QueueDrops)
 	counter(c.releases, st.MemoryReleases)
-	// Stats.Rejected also counts the plain HTTP answers; a success status is
-	// a page served, not a refusal.
+	counter(c.fdShed, st.FDShed)
+	counter(c.readPauses, st.ReadPauses)
+	for cb, n := range st.PanicsByCallback {
+		counter(c.panics, n, cb)
+	}
 	for status, n := range st.Rejected {
-		d := c.rejected
-		if status < 300 {
-			d = c.served
-		}
-		counter(d, n, strconv.Itoa(status))
+		counter(c.rejected, n, strconv.Itoa(status))
+	}
+	for status, n := range st.HTTPServed {
+		counter(c.served, n, strconv.Itoa(status))
 	}
 	for code, n := range st.CloseCodes {
 		counter(c.closeCodes, n, strconv.Itoa(int(code)))
