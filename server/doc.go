@@ -96,7 +96,7 @@
 //	silence             PingInterval           25 s       a ping
 //	silence, pongs too  IdleTimeout            60 s       close 1001, ErrIdleTimeout
 //	close handshake     CloseTimeout           5 s        TCP close, ErrCloseTimeout
-//	burst leftovers     MemoryReleaseInterval  5 s        heap collected, memory returned to the OS
+//	burst leftovers     MemoryReleaseInterval  off        heap collected, memory returned to the OS (opt-in)
 //
 // A plain HTTP request without an upgrade gets 426 Upgrade Required (200 on
 // /healthz) unless the Handler implements HTTPResponder. Protocol violations

@@ -11,20 +11,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// wheelSize is the number of slots of a loop's timer wheel. Deadlines further
-// than wheelSize ticks away wait in their slot for another turn, so each
-// connection costs O(1) per timeout period whatever the number of connections.
-const wheelSize = 4096
-
-// parkedSlot is the list of connections without a deadline; pendingSlot the
-// wheel slot advance is firing, detached so that timers re-armed into that
-// slot meanwhile wait for the next turn; noSlot marks an unlinked connection.
-const (
-	parkedSlot  = wheelSize
-	pendingSlot = wheelSize + 1
-	noSlot      = 0xFFFF
-)
-
 // corkLimit is the largest payload copied into the loop's output buffer;
 // larger payloads are written with writev, header and payload side by side.
 const corkLimit = 32 << 10
@@ -44,19 +30,25 @@ type Loop struct {
 
 	idx int
 	gid uint64 // goroutine id of the loop
-	now uint32 // current wheel tick
+
+	clock int64  // nanoseconds since the server started, as of the current event (refresh)
+	now   uint32 // clock in timer ticks (wraps)
 	// heads are the first connections of the wheel's slots, the parked and
 	// the pending list (nil-terminated, doubly linked through Conn.next and
 	// Conn.prev): 8 bytes a slot, where a sentinel Conn would cost 128.
 	heads    [wheelSize + 2]*Conn
+	used     [wheelSize / 64]uint64 // bit i: wheel slot i is not empty
+	cursor   int64                  // absolute tick up to which the wheel has fired
 	conns    int
 	timers   timerHeap
 	nextTick uint32 // wheel tick of the next Ticker.OnTick
 
-	// tickTarget is the wheel tick the timer goroutine asks the loop to
-	// reach; it posts advanceFn, built once, so a tick allocates no closure.
-	tickTarget atomic.Uint32
-	advanceFn  func()
+	// wakeTimer runs advanceFn (built once) on the loop at wake, the
+	// absolute tick of the loop's earliest deadline (never: none).
+	wakeTimer *time.Timer
+	wake      int64
+	advanceFn func()
+	wakeups   atomic.Uint64 // times advance ran (read by tests)
 
 	stats loopStats
 
@@ -73,188 +65,19 @@ type Loop struct {
 	zbuf     []byte          // compressed payload scratch
 }
 
-func newLoop(s *Server, el gnet.EventLoop, idx int, now uint32) *Loop {
-	l := &Loop{s: s, el: el, idx: idx, now: now, nextTick: now}
+func newLoop(s *Server, el gnet.EventLoop, idx int) *Loop {
+	l := &Loop{s: s, el: el, idx: idx, wake: never}
+	l.refresh()
+	l.cursor = l.clock / int64(s.res)
+	l.nextTick = l.now
 	l.tasks.run = gnet.RunnableFunc(l.runTasks)
-	l.advanceFn = func() { l.advance(l.tickTarget.Load()) }
+	l.advanceFn = l.advance
+	l.wakeTimer = time.AfterFunc(time.Hour, func() { l.postFn(l.advanceFn) })
+	l.wakeTimer.Stop()
+	if s.ticker != nil {
+		l.wakeAt(l.abs(l.nextTick))
+	}
 	return l
-}
-
-// link puts c at the head of list i; c must be unlinked.
-func (l *Loop) link(c *Conn, i int) {
-	c.slot = uint16(i)
-	c.prev, c.next = nil, l.heads[i]
-	if c.next != nil {
-		c.next.prev = c
-	}
-	l.heads[i] = c
-}
-
-// unlink takes c out of its list, if it is in one.
-func unlink(c *Conn) {
-	if c.slot == noSlot {
-		return
-	}
-	if c.prev != nil {
-		c.prev.next = c.next
-	} else {
-		c.l.heads[c.slot] = c.next
-	}
-	if c.next != nil {
-		c.next.prev = c.prev
-	}
-	c.next, c.prev, c.slot = nil, nil, noSlot
-}
-
-// schedule arms c's timer for wheel tick due (at least one tick from now).
-func (l *Loop) schedule(c *Conn, due uint32) {
-	if int32(due-l.now) < 1 {
-		due = l.now + 1
-	}
-	unlink(c)
-	c.due = due
-	l.link(c, int(due%wheelSize))
-}
-
-func (l *Loop) park(c *Conn) {
-	unlink(c)
-	l.link(c, parkedSlot)
-}
-
-// advance runs the wheel up to tick target, firing due timers.
-func (l *Loop) advance(target uint32) {
-	for int32(target-l.now) > 0 {
-		l.now++
-		l.runTimers()
-		if l.s.ticker != nil && int32(l.now-l.nextTick) >= 0 {
-			l.nextTick = l.now + max(l.ticks(l.s.cfg.TickInterval), 1)
-			l.corked = nil
-			l.callTick()
-		}
-		if l.conns == 0 {
-			continue
-		}
-		// Detach the slot so that timers re-armed into it while it is being
-		// processed wait for the next turn. Callbacks fired meanwhile may
-		// close any connection, so the detached ones stay in a real list.
-		i := l.now % wheelSize
-		l.heads[pendingSlot], l.heads[i] = l.heads[i], nil
-		for c := l.heads[pendingSlot]; c != nil; c = c.next {
-			c.slot = pendingSlot
-		}
-		for l.heads[pendingSlot] != nil {
-			c := l.heads[pendingSlot]
-			unlink(c)
-			if int32(c.due-l.now) > 0 {
-				l.link(c, int(c.due%wheelSize))
-				continue
-			}
-			l.fire(c)
-		}
-	}
-}
-
-// each calls fn for every connection of the loop. fn may close c (which
-// unlinks only c) or re-arm it (it may then be visited again).
-func (l *Loop) each(fn func(c *Conn)) {
-	for i := range l.heads {
-		for c := l.heads[i]; c != nil; {
-			next := c.next
-			fn(c)
-			c = next
-		}
-	}
-}
-
-func (l *Loop) ticks(d time.Duration) uint32 {
-	if d <= 0 {
-		return 0
-	}
-	return uint32((d + l.s.res - 1) / l.s.res)
-}
-
-// arm sets c's timer according to its state.
-func (l *Loop) arm(c *Conn) {
-	cfg := &l.s.cfg
-	switch c.state {
-	case stateHandshake:
-		l.schedule(c, l.now+l.ticks(cfg.HandshakeTimeout))
-	case stateOpen:
-		ping, idle := l.ticks(cfg.PingInterval), l.ticks(cfg.IdleTimeout)
-		var due uint32
-		ok := false
-		if ping > 0 && c.flags&flagPinged == 0 {
-			due, ok = c.lastRead+ping, true
-		}
-		if idle > 0 && (!ok || int32(c.lastRead+idle-due) < 0) {
-			due, ok = c.lastRead+idle, true
-		}
-		if !ok {
-			l.park(c)
-			return
-		}
-		l.schedule(c, due)
-	case stateClosing:
-		l.schedule(c, l.now+l.ticks(cfg.CloseTimeout))
-	default:
-		l.park(c)
-	}
-}
-
-// fire handles an expired timer.
-func (l *Loop) fire(c *Conn) {
-	cfg := &l.s.cfg
-	switch c.state {
-	case stateHandshake:
-		c.state = stateClosed
-		l.closeNow(c)
-	case stateOpen:
-		silent := l.now - c.lastRead
-		if idle := l.ticks(cfg.IdleTimeout); idle > 0 && silent >= idle {
-			l.startClose(c, ws.StatusGoingAway, "idle timeout", ErrIdleTimeout)
-			c.state = stateClosed
-			l.closeNow(c)
-			return
-		}
-		if ping := l.ticks(cfg.PingInterval); ping > 0 && silent >= ping && c.flags&flagPinged == 0 {
-			c.flags |= flagPinged
-			l.writeFrame(c, ws.OpPing, nil)
-			if c.state != stateOpen {
-				return
-			}
-		}
-		l.arm(c)
-	case stateClosing:
-		c.extState().closeErr.Err = ErrCloseTimeout
-		c.state = stateClosed
-		l.closeNow(c)
-	case stateClosed:
-		// Lingering: close once the outbound bytes are sent, or at the
-		// deadline (in lastRead) if the peer does not read them.
-		if c.gc.OutboundBuffered() == 0 || int32(l.now-c.lastRead) >= 0 {
-			l.closeNow(c)
-			return
-		}
-		l.schedule(c, l.now+1)
-	default:
-		l.park(c)
-	}
-}
-
-// linger keeps a closed connection open until gnet has sent its outbound
-// bytes, checking every tick, for at most CloseTimeout; input meanwhile is
-// discarded and does not extend the wait. It reports false for a connection
-// dropped because it does not read: its bytes would never drain.
-func (l *Loop) linger(c *Conn) bool {
-	if c.ext != nil && c.ext.closeErr != nil && c.ext.closeErr.Err == ErrWriteQueueFull {
-		return false
-	}
-	if c.flags&flagLinger == 0 {
-		c.flags |= flagLinger
-		c.lastRead = l.now + max(l.ticks(l.s.cfg.CloseTimeout), 1)
-		l.schedule(c, l.now+1)
-	}
-	return true
 }
 
 // closeNow closes c's TCP connection from its loop; gnet flushes what is

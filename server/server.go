@@ -27,6 +27,9 @@ type Server struct {
 	ticker Ticker
 	log    *slog.Logger
 	res    time.Duration
+	// keepaliveGrain is the granularity, in ticks, of keepalive and idle
+	// deadlines.
+	keepaliveGrain uint32
 
 	eng      gnet.Engine
 	start    time.Time
@@ -59,6 +62,14 @@ func New(h Handler, cfg Config) *Server {
 		s.ticker, _ = h.(Ticker)
 	}
 	s.res = c.TimerResolution
+	// Keepalive and idle deadlines share wake-ups (see keepaliveSlots).
+	grain := time.Second
+	for _, d := range []time.Duration{c.PingInterval, c.IdleTimeout} {
+		if d > 0 {
+			grain = min(grain, d/keepaliveSlots)
+		}
+	}
+	s.keepaliveGrain = uint32(max(grain/s.res, 1))
 	return s
 }
 
@@ -110,7 +121,6 @@ func (s *Server) onBoot(eng gnet.Engine) gnet.Action {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	s.tick = cancel
-	go s.runTicker(ctx)
 	go s.runReleaser(ctx, readHeap().live)
 	close(s.ready)
 	s.log.Info("megaws listening", "addr", s.addr, "loops", s.cfg.Loops)
@@ -122,23 +132,8 @@ func (s *Server) onShutdown(gnet.Engine) {
 	if s.tick != nil {
 		s.tick()
 	}
-}
-
-// runTicker drives every loop's timer wheel: one goroutine per server.
-func (s *Server) runTicker(ctx context.Context) {
-	t := time.NewTicker(s.res)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case now := <-t.C:
-			target := uint32(now.Sub(s.start) / s.res)
-			for _, l := range s.loopList() {
-				l.tickTarget.Store(target)
-				l.postFn(l.advanceFn)
-			}
-		}
+	for _, l := range s.loopList() {
+		l.wakeTimer.Stop()
 	}
 }
 
@@ -159,7 +154,7 @@ func (s *Server) loopOf(el gnet.EventLoop) *Loop {
 			return l
 		}
 	}
-	l := newLoop(s, el, len(s.loops), uint32(time.Since(s.start)/s.res))
+	l := newLoop(s, el, len(s.loops))
 	l.gid = goid() // loopOf runs on el's goroutine
 	// Copy on write: the ticker and Stats iterate the slice without the lock.
 	s.loops = append(s.loops[:len(s.loops):len(s.loops)], l)
@@ -172,6 +167,7 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 		return nil, gnet.Close
 	}
 	l := s.loopOf(gc.EventLoop())
+	l.refresh()
 	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1), slot: noSlot}
 	gc.SetContext(c)
 	l.conns++
@@ -223,6 +219,7 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 		return gnet.Close
 	}
 	l := c.l
+	l.refresh()
 	l.corked = c
 	if c.state == stateHandshake {
 		s.handshake(c)

@@ -63,6 +63,7 @@ func (l *Loop) runTasks(context.Context) error {
 	tq.q, tq.spare = tq.spare[:0], nil
 	tq.scheduled = false
 	tq.mu.Unlock()
+	l.refresh()
 	for i := 0; i < len(q); {
 		t := &q[i]
 		l.corked = nil

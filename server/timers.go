@@ -54,8 +54,9 @@ func (h *timerHeap) Pop() any {
 // loop; from elsewhere use Conn.Do. fn runs on the loop and must
 // not block.
 func (l *Loop) AfterFunc(d time.Duration, fn func()) *Timer {
-	t := &Timer{l: l, fn: fn, at: l.now + max(l.ticks(d), 1)}
+	t := &Timer{l: l, fn: fn, at: l.dueAfter(d)}
 	heap.Push(&l.timers, t)
+	l.wakeAt(l.abs(t.at))
 	return t
 }
 
@@ -63,8 +64,9 @@ func (l *Loop) AfterFunc(d time.Duration, fn func()) *Timer {
 // timers of closed connections never fire. Loop only (see Loop.AfterFunc).
 func (c *Conn) AfterFunc(d time.Duration, fn func(c *Conn)) *Timer {
 	l := c.l
-	t := &Timer{l: l, c: c, cfn: fn, at: l.now + max(l.ticks(d), 1)}
+	t := &Timer{l: l, c: c, cfn: fn, at: l.dueAfter(d)}
 	heap.Push(&l.timers, t)
+	l.wakeAt(l.abs(t.at))
 	return t
 }
 
