@@ -85,6 +85,7 @@ func (r *Report) Markdown(charts []Chart) string {
 		table(&b, g, peers, rows)
 		chartFor("broadcast-")
 	}
+	r.slowReadersSection(&b, g, peers)
 	if len(g.churn) > 0 {
 		w("## Churn\n\nRepeated cycles of opening and closing connections; the server's descriptors, memory and goroutines before and after.\n\n")
 		table(&b, g, peers, g.churnRows())

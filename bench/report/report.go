@@ -47,7 +47,9 @@ type Run struct {
 	Broadcast *scenario.BroadcastResult `json:"broadcast,omitempty"`
 	Connect   *scenario.ConnectResult   `json:"connect,omitempty"`
 	Churn     *scenario.ChurnResult     `json:"churn,omitempty"`
-	Error     string                    `json:"error,omitempty"`
+	// SlowReaders is a slowreaders run.
+	SlowReaders *scenario.SlowReadersResult `json:"slowreaders,omitempty"`
+	Error       string                      `json:"error,omitempty"`
 }
 
 // Report is a whole benchmark report.

@@ -45,6 +45,8 @@ func Summary(r Run) string {
 		body = fmt.Sprintf("%d×%d: %s conns/s, server fds %d → %d, RSS growth %s after cycle 1, goroutines %s → %s, %d errors",
 			c.Config.Cycles, c.Config.Conns, num(c.ConnsPerSec), c.Before.ServerFDs, lastFDs(c), mib(c.RSSGrowth),
 			optional(c.Before.ServerGorout), optional(lastGor(c)), c.Counters.Errors())
+	case r.SlowReaders != nil:
+		body = slowReadersSummary(r.SlowReaders)
 	}
 	if ct := closeTimeouts(r); ct > 0 {
 		body += fmt.Sprintf(", %d close handshakes unanswered in time", ct)
@@ -73,6 +75,8 @@ func runErrors(r Run) map[string]int64 {
 		return r.Connect.Errors
 	case r.Churn != nil:
 		return r.Churn.Errors
+	case r.SlowReaders != nil:
+		return r.SlowReaders.Errors
 	}
 	return nil
 }
@@ -89,6 +93,8 @@ func closeTimeouts(r Run) int64 {
 		return r.Connect.Counters.CloseTimeouts
 	case r.Churn != nil:
 		return r.Churn.Counters.CloseTimeouts
+	case r.SlowReaders != nil:
+		return r.SlowReaders.Counters.CloseTimeouts
 	}
 	return 0
 }

@@ -24,7 +24,7 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	var c common
 	c.register(fs, "all")
 	reps := fs.Int("reps", 3, "repetitions; tables show medians")
-	scen := fs.String("scenarios", "idle,echo,connect,broadcast", "scenarios to run: idle, echo, connect, broadcast, churn")
+	scen := fs.String("scenarios", "idle,echo,connect,broadcast", "scenarios to run: idle, echo, connect, broadcast, churn, slowreaders (with its defaults)")
 	var s suite
 	idleConns, connectConns, churnConns := 18_000, 3000, 1000
 	fs.Var(countFlag{&idleConns}, "idle-conns", "idle: connections")
@@ -105,10 +105,11 @@ func runCompare(ctx context.Context, args []string, stdout, stderr io.Writer) er
 		}
 	}
 	s.pl.idle.Conns, s.pl.connect.Conns, s.pl.churn.Conns = idleConns, connectConns, churnConns
+	s.pl.slow = scenario.DefaultSlowReadersConfig()
 	s.scenarios = map[string]bool{}
 	for _, n := range strings.Split(*scen, ",") {
 		switch n = strings.TrimSpace(n); n {
-		case "idle", "echo", "connect", "broadcast", "churn":
+		case "idle", "echo", "connect", "broadcast", "churn", "slowreaders":
 			s.scenarios[n] = true
 		default:
 			return usageError{fmt.Errorf("unknown scenario %q", n)}
@@ -148,8 +149,10 @@ func (s *suite) run(ctx context.Context, st *setup, rep *report.Report, reps int
 				}
 				rep.Runs = append(rep.Runs, s.runOne(ctx, st, t, name, r, stdout)...)
 			}
-			if s.scenarios["broadcast"] {
-				rep.Runs = append(rep.Runs, runTarget(ctx, st, t, "broadcast", r, &s.pl, stdout)...)
+			for _, name := range []string{"broadcast", "slowreaders"} {
+				if s.scenarios[name] {
+					rep.Runs = append(rep.Runs, runTarget(ctx, st, t, name, r, &s.pl, stdout)...)
+				}
 			}
 			if ctx.Err() != nil {
 				return ctx.Err()

@@ -5,6 +5,7 @@
 //	megaws-bench idle --server gorilla --conns 18000 --checkpoints 1000,5000
 //	megaws-bench idle --conns 1000000 --workers 56 --hold 60s --sample 0.01 --out reports/c1m
 //	megaws-bench compare --servers all --out reports/compare
+//	megaws-bench slowreaders --fast 100 --slow 2000 --size 1k --rate 500 --max-rss 4GiB
 //	megaws-bench quick --servers megaws,gorilla   # every scenario, tiny (CI)
 //
 // Scenarios start the server themselves (built from this repository or
@@ -31,6 +32,9 @@ Usage:
   megaws-bench broadcast one publisher, N subscribers: deliveries/s, latency
   megaws-bench connect   a burst of handshakes, then orderly close
   megaws-bench churn     repeated connect/close cycles; leaks
+  megaws-bench slowreaders
+                         broadcast while some clients never read: server memory,
+                         fast readers' rate and latency, slow readers dropped
   megaws-bench compare   the scenarios against megaws and peers; JSON + Markdown report
   megaws-bench quick     every scenario, tiny, against a few servers (CI)
   megaws-bench render    re-render report.md and charts from a report.json
@@ -52,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	defer cancel()
 	var err error
 	switch args[0] {
-	case "idle", "echo", "broadcast", "connect", "churn":
+	case "idle", "echo", "broadcast", "connect", "churn", "slowreaders":
 		err = runScenario(ctx, args[0], args[1:], stdout, stderr)
 	case "compare":
 		err = runCompare(ctx, args[1:], stdout, stderr)

@@ -31,7 +31,7 @@ func runQuick(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
-	s := suite{scenarios: map[string]bool{"idle": true, "echo": true, "connect": true, "churn": true, "broadcast": true}}
+	s := suite{scenarios: map[string]bool{"idle": true, "echo": true, "connect": true, "churn": true, "broadcast": true, "slowreaders": true}}
 	s.pl = plan{
 		idle: scenario.IdleConfig{Conns: 600, Checkpoints: []int{200}, Hold: 500 * time.Millisecond, Settle: 200 * time.Millisecond, Sample: 0.1},
 		echo: append(echoPoints(scenario.EchoConfig{Inflight: 2, Duration: 500 * time.Millisecond, Warmup: 100 * time.Millisecond}, []int{20}, []int{64, 70_000}),
@@ -39,6 +39,7 @@ func runQuick(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		broadcast: []scenario.BroadcastConfig{{Subscribers: 50, Size: 64, Rate: 200, Duration: 500 * time.Millisecond}},
 		connect:   scenario.ConnectConfig{Conns: 500},
 		churn:     scenario.ChurnConfig{Conns: 200, Cycles: 3},
+		slow:      slowReadersQuick(),
 	}
 	rep := &report.Report{Meta: meta(st, &c, "megaws-bench quick", 1)}
 	start := time.Now()

@@ -21,6 +21,7 @@ type plan struct {
 	broadcast []scenario.BroadcastConfig
 	connect   scenario.ConnectConfig
 	churn     scenario.ChurnConfig
+	slow      scenario.SlowReadersConfig
 }
 
 // echoPoints returns base for every connection count and size.
@@ -37,7 +38,7 @@ func echoPoints(base scenario.EchoConfig, conns, sizes []int) []scenario.EchoCon
 }
 
 func modeOf(name string) string {
-	if name == "broadcast" {
+	if name == "broadcast" || name == "slowreaders" {
 		return "broadcast"
 	}
 	return "echo"
@@ -76,12 +77,17 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 		fs.DurationVar(&bc.Duration, "duration", 10*time.Second, "publishing time")
 	case "churn":
 		fs.IntVar(&pl.churn.Cycles, "cycles", 5, "connect/close cycles")
+	case "slowreaders":
+		registerSlowReaders(fs, &pl.slow)
 	}
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
 		return usageError{fmt.Errorf("unexpected argument %q", fs.Arg(0))}
+	}
+	if name == "slowreaders" && conn != 0 {
+		return usageError{errors.New("slowreaders: use --fast and --slow instead of --conns")}
 	}
 	defConns := map[string]int{"idle": 10_000, "echo": 100, "broadcast": 1000, "connect": 10_000, "churn": 2000}[name]
 	if conn == 0 {
@@ -187,6 +193,9 @@ func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, re
 	case "churn":
 		res, err := scenario.RunChurn(ctx, srv, pl.churn, s.load)
 		add(report.Run{Churn: res}, err)
+	case "slowreaders":
+		res, err := scenario.RunSlowReaders(ctx, srv, pl.slow, s.load)
+		add(report.Run{SlowReaders: res}, err)
 	}
 	return runs
 }
