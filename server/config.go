@@ -108,6 +108,15 @@ type Config struct {
 	// CompressionLevel is the compress/flate level. Default: flate.BestSpeed.
 	CompressionLevel int
 
+	// ReserveFDs is how many descriptors below the process's open-files limit
+	// (RLIMIT_NOFILE) megaws leaves to the rest of the process: a connection
+	// accepted on a descriptor in that top range is answered 503 and closed
+	// at once, so accepting never fails for lack of descriptors (which gnet
+	// treats as fatal) and the server goes on serving; it accepts again as
+	// soon as connections close. Counted in Stats.FDShed. Default: 1% of the
+	// limit, at least 64 and at most 1024; negative disables the check.
+	ReserveFDs int
+
 	// NoRecover turns panic recovery off: a panic in a Handler method or in a
 	// function megaws runs on a loop (timers, Conn.Do) then crashes the
 	// process with its original stack, as in plain Go — for debugging.

@@ -23,9 +23,11 @@ const releaseThreshold = 32 << 20
 // releaseThreshold bytes more than were live after its own last collection
 // (or the smallest live heap the runtime has reported since), it collects
 // twice (the second empties sync.Pool victim caches) and returns free pages
-// to the OS. The heap left after that becomes the new base, so a heap that
-// is really live (more connections) costs one extra collection per 32 MiB
-// of growth, and a quiet server with a steady heap none.
+// to the OS. The heap left after that becomes the new base; when it is
+// 32 MiB above the old one (a burst still in use, or more connections), the
+// next look collects once more. So a heap that is really live costs two
+// extra collections per 32 MiB of growth, and a quiet server with a steady
+// heap none.
 func (s *Server) runReleaser(ctx context.Context, base uint64) {
 	every := s.cfg.MemoryReleaseInterval
 	if every <= 0 {
@@ -34,6 +36,7 @@ func (s *Server) runReleaser(ctx context.Context, base uint64) {
 	t := time.NewTicker(every)
 	defer t.Stop()
 	last := readHeap().cycles
+	recheck := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -42,11 +45,15 @@ func (s *Server) runReleaser(ctx context.Context, base uint64) {
 		}
 		h := readHeap()
 		base = min(base, h.live)
-		if h.cycles == last && h.objects >= base+releaseThreshold {
+		if h.cycles == last && (h.objects >= base+releaseThreshold || recheck) {
 			runtime.GC()
 			debug.FreeOSMemory()
 			s.releases.Add(1)
 			h = readHeap()
+			// A collection made while a burst was still in use finds it
+			// live; look once more, in case it ends before anything else
+			// collects.
+			recheck = !recheck && h.live >= base+releaseThreshold
 			base = h.live
 		}
 		last = h.cycles

@@ -42,15 +42,14 @@ func TestMemoryReleasedAfterBurst(t *testing.T) {
 		metrics.Read(s)
 		return s[0].Value.Uint64()
 	}
+	// A release may already have run while the buffers were still in use
+	// (the process is shared with other tests); the one after it frees them.
 	deadline := time.Now().Add(5 * time.Second)
-	for s.Stats().MemoryReleases == before {
+	for s.Stats().MemoryReleases == before || objects() > 64<<20 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no release within 5 s; heap objects %d MiB", objects()>>20)
+			t.Fatalf("%d releases within 5 s; the heap still holds %d MiB of objects", s.Stats().MemoryReleases-before, objects()>>20)
 		}
 		time.Sleep(20 * time.Millisecond)
-	}
-	if o := objects(); o > 64<<20 {
-		t.Errorf("after the release the heap still holds %d MiB of objects", o>>20)
 	}
 	// And then it settles: no release loop on the heap that is left.
 	n := s.Stats().MemoryReleases

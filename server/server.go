@@ -45,7 +45,9 @@ type Server struct {
 	mu    sync.Mutex
 	loops []*Loop
 
-	logLimit logLimiter // rate of error log lines about connections (panics)
+	logLimit  logLimiter // rate of error log lines about connections (panics)
+	shedLog   logLimiter // rate of warnings about shed connections
+	fdCeiling int        // connections on descriptors from here on are shed; 0: no check
 
 	roomsMu sync.Mutex
 	rooms   map[string]*roomState
@@ -78,13 +80,21 @@ func New(h Handler, cfg Config) *Server {
 // event loops have exited.
 func (s *Server) ListenAndServe(addr string) error {
 	defer close(s.done)
-	if s.cfg.ReusePort && strings.HasSuffix(addr, ":0") && s.cfg.Loops > 1 {
+	// On Linux each loop accepts on its own listener (see listen.go).
+	perLoop := runtime.GOOS == "linux"
+	if !perLoop && s.cfg.ReusePort && strings.HasSuffix(addr, ":0") && s.cfg.Loops > 1 {
 		return errors.New("megaws: ReusePort with several loops needs an explicit port")
 	}
-	err := gnet.Run(&engine{s: s}, "tcp://"+addr,
+	bindAddr, release, err := s.prepareListen(addr, perLoop)
+	if err != nil {
+		return fmt.Errorf("megaws: listen %s: %w", addr, err)
+	}
+	defer release()
+	s.fdCeiling = reserveFDs(s.cfg.ReserveFDs)
+	err = gnet.Run(&engine{s: s}, "tcp://"+bindAddr,
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
-		gnet.WithReusePort(s.cfg.ReusePort),
+		gnet.WithReusePort(perLoop || s.cfg.ReusePort),
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log}),
@@ -96,8 +106,13 @@ func (s *Server) ListenAndServe(addr string) error {
 		default:
 			return fmt.Errorf("megaws: listen %s: %w", addr, err)
 		}
+		return err
 	}
-	return err
+	if !s.stopping.Load() {
+		s.log.Error("megaws: the event loops stopped without Stop")
+		return ErrUnexpectedStop
+	}
+	return nil
 }
 
 // Ready is closed when the server accepts connections; Addr is valid then.
@@ -165,6 +180,9 @@ func (s *Server) loopOf(el gnet.EventLoop) *Loop {
 func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	if s.stopping.Load() {
 		return nil, gnet.Close
+	}
+	if fd := gc.Fd(); s.fdCeiling > 0 && fd >= s.fdCeiling {
+		return s.shed(gc, fd)
 	}
 	l := s.loopOf(gc.EventLoop())
 	l.refresh()
