@@ -2,6 +2,7 @@ package server
 
 import (
 	"net"
+	"strings"
 
 	"github.com/gobwas/ws"
 	"github.com/megaws/megaws/codec"
@@ -54,6 +55,17 @@ func (BaseHandler) ServeHTTP(*Request) (int, string, []byte) { return 0, "", nil
 // static slice.
 type HTTPResponder interface {
 	ServeHTTP(r *Request) (status int, contentType string, body []byte)
+}
+
+// HTTPHeaderer is implemented by an HTTPResponder whose answers carry header
+// lines besides Connection, Content-Type and Content-Length: security headers
+// such as Content-Security-Policy, caching. HTTPHeader is called on the event
+// loop right after ServeHTTP returned a non-zero status, with the same r and
+// that status, and must not block. It returns complete header lines, each
+// ending in "\r\n" ("X-Content-Type-Options: nosniff\r\n"), written as they
+// are; "" adds none. The string may be a shared constant.
+type HTTPHeaderer interface {
+	HTTPHeader(r *Request, status int) string
 }
 
 // Request is the client's opening handshake, as seen by Handler.OnUpgrade. It is
@@ -111,6 +123,43 @@ func (r *Request) SetProtocol(p string) {
 	if ok {
 		r.protocol = p
 	}
+}
+
+// validHeaderLines reports whether h is a sequence of "Name: value\r\n"
+// lines with token names and no control characters in the values, so an
+// application's header can neither split the response nor add a body.
+func validHeaderLines(h string) bool {
+	for h != "" {
+		end := strings.Index(h, "\r\n")
+		if end < 0 {
+			return false
+		}
+		line := h[:end]
+		h = h[end+2:]
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return false
+		}
+		for i := 0; i < colon; i++ {
+			if !isTokenChar(line[i]) {
+				return false
+			}
+		}
+		for i := colon + 1; i < len(line); i++ {
+			if c := line[i]; c < 0x20 && c != '\t' || c == 0x7f {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+func isTokenChar(c byte) bool {
+	switch {
+	case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9':
+		return true
+	}
+	return strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0
 }
 
 func toLowerASCII(s string) string {

@@ -223,3 +223,46 @@ func TestNoRecover(t *testing.T) {
 		t.Fatalf("child output lacks the original panic and stack:\n%s", out)
 	}
 }
+
+// headered answers plain GETs with extra header lines, some malformed.
+type headered struct {
+	server.BaseHandler
+}
+
+func (headered) ServeHTTP(r *server.Request) (int, string, []byte) {
+	return 200, "text/plain", []byte("page")
+}
+
+func (headered) HTTPHeader(r *server.Request, status int) string {
+	switch r.Path() {
+	case "/good":
+		return "X-Content-Type-Options: nosniff\r\nContent-Security-Policy: default-src 'none'\r\n"
+	case "/split":
+		return "X-A: 1\r\n\r\nInjected body"
+	case "/boom":
+		panic("boom in HTTPHeader")
+	}
+	return ""
+}
+
+// TestHTTPHeaderer: a responder's extra header lines are sent; malformed
+// ones (that would split the response) are dropped; a panic in HTTPHeader
+// answers 500 like one in ServeHTTP.
+func TestHTTPHeaderer(t *testing.T) {
+	_, addr := startServer(t, headered{}, server.Config{Loops: 1})
+	get := func(path string) (int, string, string) {
+		c := dialRaw(t, addr)
+		c.write([]byte("GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n"))
+		resp := c.response()
+		return resp.StatusCode, resp.Header.Get("X-Content-Type-Options"), resp.Header.Get("X-A")
+	}
+	if st, nosniff, _ := get("/good"); st != 200 || nosniff != "nosniff" {
+		t.Fatalf("/good: %d %q", st, nosniff)
+	}
+	if st, _, xa := get("/split"); st != 200 || xa != "" {
+		t.Fatalf("/split: %d, X-A %q: a malformed header was sent", st, xa)
+	}
+	if st, _, _ := get("/boom"); st != 500 {
+		t.Fatalf("/boom: %d, want 500", st)
+	}
+}

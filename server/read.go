@@ -104,13 +104,13 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 		l.out = codec.AppendRejection(l.out, codec.ErrMethod)
 		return
 	}
-	status, ctype, body := 0, "", []byte(nil)
+	status, ctype, header, body := 0, "", "", []byte(nil)
 	if s.http != nil {
 		r := &l.req
 		r.remote, r.protocol = c.gc.RemoteAddr(), ""
 		var ok bool
-		if status, ctype, body, ok = l.callServeHTTP(r); !ok {
-			status, ctype, body = 500, "text/plain; charset=utf-8", []byte("internal server error\n")
+		if status, ctype, header, body, ok = l.callServeHTTP(r); !ok {
+			status, ctype, header, body = 500, "text/plain; charset=utf-8", "", []byte("internal server error\n")
 		}
 	}
 	if status == 0 {
@@ -125,7 +125,7 @@ func (s *Server) plainHTTP(c *Conn, req *codec.Request) {
 		body = nil
 	}
 	l.stats.answered(status)
-	l.out = codec.AppendResponseType(l.out, status, ctype, "", body)
+	l.out = codec.AppendResponseType(l.out, status, ctype, header, body)
 }
 
 // readFrames handles every complete frame in gnet's inbound buffer.

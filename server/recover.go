@@ -143,8 +143,9 @@ func (l *Loop) callUpgrade(c *Conn, r *Request) (err error) {
 	return l.s.h.OnUpgrade(c, r)
 }
 
-// callServeHTTP returns the responder's answer; ok is false after a panic.
-func (l *Loop) callServeHTTP(r *Request) (status int, ctype string, body []byte, ok bool) {
+// callServeHTTP returns the responder's answer, with its header lines when it
+// is an HTTPHeaderer; ok is false after a panic in either method.
+func (l *Loop) callServeHTTP(r *Request) (status int, ctype, header string, body []byte, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
 			l.recovered(cbServeHTTP, nil, v)
@@ -152,7 +153,15 @@ func (l *Loop) callServeHTTP(r *Request) (status int, ctype string, body []byte,
 		}
 	}()
 	status, ctype, body = l.s.http.ServeHTTP(r)
-	return status, ctype, body, true
+	if hh, is := l.s.http.(HTTPHeaderer); is && status != 0 {
+		if header = hh.HTTPHeader(r, status); !validHeaderLines(header) {
+			if l.s.logLimit.allow() {
+				l.s.log.Error("megaws: HTTPHeader returned malformed header lines; they are not sent", "header", header)
+			}
+			header = ""
+		}
+	}
+	return status, ctype, header, body, true
 }
 
 func (l *Loop) callTick() {
