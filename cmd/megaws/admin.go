@@ -17,7 +17,8 @@ import (
 
 // startAdmin serves the admin endpoints on addr: /debug/vars (expvar, with
 // "pid", "goroutines", "connections" and "megaws" counters added), /debug/pprof/ and
-// /healthz. It is opt-in because it exposes process internals.
+// /healthz. It is opt-in because it exposes process internals, and it warns
+// when addr is reachable from other hosts.
 func startAdmin(addr string, s *server.Server, log *slog.Logger) (stop func(), err error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -40,11 +41,24 @@ func startAdmin(addr string, s *server.Server, log *slog.Logger) (stop func(), e
 		}
 	}()
 	log.Info("admin listening", "addr", ln.Addr().String())
+	if exposed(ln.Addr()) {
+		log.Warn("the admin listener is reachable from the network: /debug/pprof (profiles, traces, the command line) and /metrics (and /debug/vars) are exposed to anyone who can connect to it; bind --admin to 127.0.0.1 or ::1, or firewall its port",
+			"addr", ln.Addr().String())
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		_ = hs.Shutdown(ctx)
 	}, nil
+}
+
+// exposed reports whether a listener bound to a accepts connections from
+// other hosts: every address but loopback (127.0.0.0/8, ::1). The bound
+// address is the resolved one: "localhost" has become 127.0.0.1 or ::1, and
+// an empty host, 0.0.0.0 or :: is the unspecified address, every interface.
+func exposed(a net.Addr) bool {
+	ta, ok := a.(*net.TCPAddr)
+	return !ok || !ta.IP.IsLoopback()
 }
 
 var varsServer *server.Server

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -26,6 +29,9 @@ type serveFlags struct {
 	worker                      int // >0 in a child started by --workers
 }
 
+// originsHelp documents --allowed-origins; browser-facing deployments need it.
+const originsHelp = `comma-separated origins allowed to open a WebSocket, each scheme://host[:port] exactly as browsers send it in the Origin header (lowercase, no path, no default port), e.g. https://game.example,https://www.game.example; an upgrade whose Origin is not listed gets HTTP 403. Browsers always send Origin: without this list any web page a user visits can open a socket to this server with the user's cookies (cross-site WebSocket hijacking), so set it whenever browsers connect (in --mode demo, list the page's own origin, http://HOST:PORT). Non-browser clients usually send no Origin: while the list is set, an upgrade without Origin is refused (403) too. Empty (the default): any origin, or none, is accepted`
+
 func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	f := &serveFlags{}
 	fs := flag.NewFlagSet("megaws serve", flag.ContinueOnError)
@@ -39,7 +45,8 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.IntVar(&f.loops, "loops", runtime.NumCPU(), "event loops per process")
 	fs.IntVar(&f.workers, "workers", 1, "processes sharing the port with SO_REUSEPORT (for hosts whose per-process open-files limit is below the target connection count)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&f.admin, "admin", "", "address of the admin HTTP listener (/debug/vars, /metrics, /debug/pprof/); empty disables it. With --workers, worker i listens on port+i")
+	fs.StringVar(&f.admin, "admin", "", "address of the admin HTTP listener (/debug/vars, /metrics, /debug/pprof/); empty disables it. With --workers, worker i listens on port+i. Keep it on loopback (127.0.0.1:PORT): any other address, 0.0.0.0 or an empty host included, exposes profiles and process internals to the network, and megaws warns at startup")
+	origins := fs.String("allowed-origins", "", originsHelp)
 	fs.IntVar(&f.cfg.MaxConns, "max-conns", server.DefaultMaxConns, "most WebSocket connections per process (HTTP 503 beyond)")
 	fs.IntVar(&f.cfg.MaxMessageSize, "max-message", server.DefaultMaxMessageSize, "largest message in bytes (close 1009 beyond)")
 	fs.IntVar(&f.cfg.MaxWriteQueue, "max-write-queue", server.DefaultMaxWriteQueue, "bytes queued for a slow reader before it is closed with 1008")
@@ -51,9 +58,11 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.cfg.CloseTimeout, "close-timeout", server.DefaultCloseTimeout, "wait for the peer's close frame")
 	fs.BoolVar(&f.cfg.Compression, "compression", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it; no context takeover")
 	fs.IntVar(&f.cfg.CompressionThreshold, "compression-threshold", 256, "smallest payload compressed when deflate is negotiated")
+	memoryRelease := fs.Duration("memory-release", 5*time.Second, "how often to check whether a burst of large messages left memory behind, and if so collect it and return it to the OS; 0 disables")
 	stopTimeout := fs.Duration("stop-timeout", 5*time.Second, "graceful stop deadline on SIGINT/SIGTERM")
 	fs.IntVar(&f.worker, "worker-index", 0, "internal: index of a --workers child")
-	if err := fs.Parse(args); err != nil {
+	err := fs.Parse(args)
+	if err != nil {
 		return nil, err
 	}
 	if fs.NArg() > 0 {
@@ -66,6 +75,15 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.workers < 1 || f.loops < 1 {
 		return nil, errors.New("--workers and --loops must be at least 1")
+	}
+	if f.cfg.AllowedOrigins, err = parseOrigins(*origins); err != nil {
+		return nil, err
+	}
+	// Negative is off in every version of the library; 0 meant "the default,
+	// 5 s" before embedders' default became off.
+	f.cfg.MemoryReleaseInterval = *memoryRelease
+	if *memoryRelease <= 0 {
+		f.cfg.MemoryReleaseInterval = -1
 	}
 	f.cfg.Loops = f.loops
 	f.cfg.ReusePort = f.workers > 1 || f.worker > 0
@@ -102,12 +120,22 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		defer d.Start(s)()
 	}
 
+	// Catch the stop signals before anything can see the server: a SIGTERM
+	// sent right after the "listening on" line must stop it gracefully, not
+	// kill it.
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sig)
+
 	errc := make(chan error, 1)
 	go func() { errc <- s.ListenAndServe(f.addr) }()
 	select {
 	case err := <-errc:
-		fmt.Fprintln(stderr, "megaws serve:", err)
-		return 1
+		if err != nil { // it could not start: the address is taken, say
+			fmt.Fprintln(stderr, "megaws serve:", err)
+			return 1
+		}
+		return engineStopped(nil, log)
 	case <-s.Ready():
 	}
 	if f.admin != "" {
@@ -126,16 +154,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "megaws: listening on %s (mode %s, loops %d)\n", s.Addr(), f.mode, f.loops)
 	}
 
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGINT, syscall.SIGTERM)
-	defer signal.Stop(sig)
 	select {
 	case err := <-errc:
-		if err != nil {
-			fmt.Fprintln(stderr, "megaws serve:", err)
-			return 1
-		}
-		return 0
+		return engineStopped(err, log)
 	case got := <-sig:
 		log.Info("stopping", "signal", got.String(), "conns", s.Conns())
 	}
@@ -146,6 +167,115 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	return 0
 }
+
+// engineStopped logs why the engine stopped when serve did not stop it and
+// returns the exit code: 1 always, since only a SIGINT or SIGTERM ends a
+// healthy server, and a supervisor must see the failure to restart it, even
+// when ListenAndServe returned no error.
+func engineStopped(err error, log *slog.Logger) int {
+	if err == nil {
+		err = errors.New("ListenAndServe returned without a stop signal")
+	}
+	log.Error("server stopped unexpectedly", "err", err)
+	return 1
+}
+
+// parseOrigins splits an --allowed-origins value into the Origin header values
+// a browser sends. "" is the empty list (any origin); every item must be an
+// origin, since the server compares Origin headers with them byte for byte.
+func parseOrigins(list string) ([]string, error) {
+	if list == "" {
+		return nil, nil
+	}
+	var origins []string
+	for i, item := range strings.Split(list, ",") {
+		o := strings.TrimSpace(item)
+		if o == "" {
+			return nil, fmt.Errorf("--allowed-origins: item %d is empty", i+1)
+		}
+		if err := checkOrigin(o); err != nil {
+			return nil, fmt.Errorf("--allowed-origins: %q is not an origin: %v", o, err)
+		}
+		origins = append(origins, o)
+	}
+	return origins, nil
+}
+
+// checkOrigin accepts the serialization of an origin (RFC 6454 §6.2):
+// scheme://host[:port], lowercase, the port only when not the scheme's default.
+func checkOrigin(o string) error {
+	const want = "want scheme://host[:port], e.g. https://game.example"
+	if strings.Contains(o, "*") {
+		return errors.New("wildcards are not supported; list every origin")
+	}
+	scheme, rest, ok := strings.Cut(o, "://")
+	if !ok || scheme == "" || rest == "" {
+		return errors.New(want)
+	}
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		return fmt.Errorf("it has a path, query or fragment (%q); %s", rest[i:], want)
+	}
+	if strings.Contains(rest, "@") {
+		return fmt.Errorf("it has user info; %s", want)
+	}
+	u, err := url.Parse(o)
+	if err != nil {
+		return fmt.Errorf("%v; %s", err, want)
+	}
+	host, port := u.Hostname(), u.Port()
+	if !validScheme(scheme) || !validHost(host) {
+		return errors.New(want)
+	}
+	if lower := strings.ToLower(o); lower != o {
+		return fmt.Errorf("browsers send scheme and host in lowercase: use %q", lower)
+	}
+	if strings.HasSuffix(rest, ":") {
+		return fmt.Errorf("empty port; %s", want)
+	}
+	if port != "" {
+		n, err := strconv.Atoi(port)
+		if err != nil || n < 1 || n > 65535 || strconv.Itoa(n) != port {
+			return fmt.Errorf("bad port %q", port)
+		}
+		if defaultPort[scheme] == port {
+			return fmt.Errorf("browsers leave out the default port: use %q", scheme+"://"+u.Host[:len(u.Host)-len(port)-1])
+		}
+	}
+	return nil
+}
+
+var defaultPort = map[string]string{"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+// validScheme follows RFC 3986 §3.1: a letter, then letters, digits, '+', '-' or '.'.
+func validScheme(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case isLetter(c):
+		case i > 0 && (isDigit(c) || c == '+' || c == '-' || c == '.'):
+		default:
+			return false
+		}
+	}
+	return s != ""
+}
+
+// validHost accepts a DNS name (ASCII, as browsers send IDNs in punycode), an
+// IPv4 address or a bracketed IPv6 address (url.URL.Hostname strips the brackets).
+func validHost(h string) bool {
+	if strings.Contains(h, ":") {
+		return net.ParseIP(h) != nil
+	}
+	for i := 0; i < len(h); i++ {
+		if c := h[i]; !isLetter(c) && !isDigit(c) && c != '-' && c != '.' && c != '_' {
+			return false
+		}
+	}
+	return h != ""
+}
+
+func isLetter(c byte) bool { return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' }
+func isDigit(c byte) bool  { return '0' <= c && c <= '9' }
 
 func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 	var l slog.Level

@@ -21,9 +21,13 @@
 package demo
 
 import (
+	"crypto/sha256"
 	_ "embed"
+	"encoding/base64"
 	"encoding/json"
+	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -47,6 +51,33 @@ const maxClientMessage = 256
 
 //go:embed index.html
 var indexHTML []byte
+
+// pagePolicy is the page's Content-Security-Policy up to connect-src: nothing
+// but its own inline script and style, allowed by their hashes (CSP hash
+// sources), so an injected script or style never runs; the empty favicon (a
+// data: URL); no <base>, no form targets, no framing by other sites.
+// connect-src is added per request by HTTPHeader.
+var pagePolicy = "default-src 'none'; " +
+	"script-src " + inlineHashes(indexHTML, "script") + "; " +
+	"style-src " + inlineHashes(indexHTML, "style") + "; " +
+	"img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'; " +
+	"connect-src 'self'"
+
+// inlineHashes returns the CSP hash sources ('sha256-...') of the contents of
+// every <tag> element of page, or 'none' when it has none. The page is
+// embedded, so the hashes follow every edit of index.html.
+func inlineHashes(page []byte, tag string) string {
+	re := regexp.MustCompile(`(?is)<` + tag + `(?:\s[^>]*)?>(.*?)</` + tag + `\s*>`)
+	var srcs []string
+	for _, m := range re.FindAllSubmatch(page, -1) {
+		sum := sha256.Sum256(m[1])
+		srcs = append(srcs, "'sha256-"+base64.StdEncoding.EncodeToString(sum[:])+"'")
+	}
+	if len(srcs) == 0 {
+		return "'none'"
+	}
+	return strings.Join(srcs, " ")
+}
 
 // Demo is the demo's server.Handler (and server.HTTPResponder). Create it with
 // New, give it its server with Start.
@@ -95,15 +126,62 @@ func (d *Demo) Start(s *server.Server) (stop func()) {
 	}
 }
 
-// ServeHTTP answers GET / with the page; other paths get megaws's default
-// answer (/healthz, or 426). It runs on the event loop; the body is a shared
-// static slice.
+// ServeHTTP answers GET / with the page, which HTTPHeader gives its security
+// headers; other paths get megaws's default answer (/healthz, or 426). It runs
+// on the event loop; the body is a shared static slice.
 func (d *Demo) ServeHTTP(r *server.Request) (int, string, []byte) {
 	switch r.Path() {
 	case "/", "/index.html":
 		return 200, "text/html; charset=utf-8", indexHTML
 	}
 	return 0, "", nil
+}
+
+// HTTPHeader returns the header lines sent with the page: its
+// Content-Security-Policy and X-Content-Type-Options: nosniff. It runs on the
+// event loop right after ServeHTTP, with the same request.
+func (d *Demo) HTTPHeader(r *server.Request, status int) string {
+	if status != 200 {
+		return ""
+	}
+	return securityHeader(r.Header("Host"))
+}
+
+// securityHeader returns the page's header lines, each ending in CRLF, for a
+// page loaded from host (the request's Host header). The page's socket goes
+// to its own host, which connect-src 'self' covers in browsers that
+// implement CSP Level 3 (ws: and wss: match 'self'); older ones need the
+// ws:// and wss:// sources of host, added when it is a name or IPv4 address
+// with an optional port (CSP host sources have no IPv6 literals).
+func securityHeader(host string) string {
+	csp := pagePolicy
+	if cspHost(host) {
+		host = strings.ToLower(host)
+		csp += " ws://" + host + " wss://" + host
+	}
+	return "Content-Security-Policy: " + csp + "\r\nX-Content-Type-Options: nosniff\r\n"
+}
+
+// cspHost reports whether hostport is a CSP host-source host (letters,
+// digits, '-' and '.') with an optional numeric port: nothing in it can end
+// or change a directive.
+func cspHost(hostport string) bool {
+	host, port, hasPort := strings.Cut(hostport, ":")
+	if host == "" || len(host) > 253 || host[0] == '.' || host[0] == '-' || hasPort && (port == "" || len(port) > 5) {
+		return false
+	}
+	for i := 0; i < len(host); i++ {
+		c := host[i]
+		if (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && (c < '0' || c > '9') && c != '.' && c != '-' {
+			return false
+		}
+	}
+	for i := 0; i < len(port); i++ {
+		if port[i] < '0' || port[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // OnUpgrade accepts WebSocket upgrades on /ws only.
@@ -145,7 +223,9 @@ func (d *Demo) OnOpen(c *server.Conn) {
 	_ = c.WriteText(hello)
 	// Join takes effect on c's loop after this callback, and before any move
 	// published once mu is released: the snapshot and the stream meet exactly.
-	d.room.Join(c)
+	// It fails only when c is already closed or the server is stopping, and
+	// then there is no one left to send moves to.
+	_ = d.room.Join(c)
 }
 
 // move is what a player sends.

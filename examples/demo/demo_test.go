@@ -178,3 +178,45 @@ func TestPage(t *testing.T) {
 		t.Fatalf("upgrade on /elsewhere: %v, want a 404 refusal", err)
 	}
 }
+
+// The demo's header lines reach the browser through server.HTTPHeaderer.
+var _ server.HTTPHeaderer = (*demo.Demo)(nil)
+
+// TestPageSecurityHeaders: the page comes with its Content-Security-Policy
+// (the inline script and style by hash, the socket to its own host) and
+// X-Content-Type-Options: nosniff; other answers do not get the page's policy.
+func TestPageSecurityHeaders(t *testing.T) {
+	addr := start(t)
+	for _, method := range []string{"GET", "HEAD"} {
+		req, _ := http.NewRequest(method, "http://"+addr+"/", nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		csp := resp.Header.Get("Content-Security-Policy")
+		if csp == "" {
+			t.Errorf("%s /: no Content-Security-Policy (the server must send an HTTPResponder's header lines: server.HTTPHeaderer)", method)
+		}
+		for _, want := range []string{"default-src 'none'", "script-src 'sha256-", "style-src 'sha256-",
+			"connect-src 'self' ws://" + addr + " wss://" + addr, "frame-ancestors 'none'"} {
+			if csp != "" && !strings.Contains(csp, want) {
+				t.Errorf("%s /: Content-Security-Policy %q has no %q", method, csp, want)
+			}
+		}
+		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+			t.Errorf("%s /: X-Content-Type-Options %q, want nosniff", method, got)
+		}
+		if resp.StatusCode != 200 || len(resp.Header.Values("Content-Type")) != 1 {
+			t.Errorf("%s /: status %d, Content-Type %q", method, resp.StatusCode, resp.Header.Values("Content-Type"))
+		}
+	}
+	resp, err := http.Get("http://" + addr + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != 200 || resp.Header.Get("Content-Security-Policy") != "" {
+		t.Errorf("GET /healthz: status %d, Content-Security-Policy %q; want megaws's own 200 without the page's headers", resp.StatusCode, resp.Header.Get("Content-Security-Policy"))
+	}
+}
