@@ -19,8 +19,14 @@ type fanTarget struct {
 	except *Conn
 }
 
-// maxBatch bounds how many queued fan-outs one writev carries.
-const maxBatch = 64
+// maxBatch and maxBatchBytes bound how many queued fan-outs one writev
+// carries. The byte bound is also what gnet may copy for a recipient whose
+// socket fills in the middle of a batch (later frames are queued by
+// reference).
+const (
+	maxBatch      = 64
+	maxBatchBytes = 32 << 10
+)
 
 // deliverBatch writes the frames of consecutive fan-out tasks for the same
 // target to every recipient of this loop: one write per recipient for the
@@ -35,25 +41,55 @@ func (l *Loop) deliverBatch(batch []task) {
 		payload += batch[i].frame.n
 	}
 	l.fanFrames = frames
+	// Congested recipients queue the frames by reference: reserve one
+	// reference per possible recipient up front (two atomic operations per
+	// frame instead of one per recipient) and give back the unused ones.
+	reserve := int32(l.conns)
+	if target.room != nil {
+		reserve = int32(len(target.room.loops[l.idx].members))
+	}
+	for i := range batch {
+		batch[i].frame.refs.Add(reserve)
+	}
+	used := int32(0)
 	write := func(c *Conn) {
 		if c.state != stateOpen || c == target.except || l.queueFull(c) {
 			return
 		}
 		l.stats.msgsOut += uint64(len(frames))
 		l.stats.bytesOut += uint64(payload)
-		if len(frames) == 1 {
-			_, _ = c.gc.Write(frames[0])
+		if l.congestedNow(c) {
+			if used == reserve {
+				for i := range batch {
+					batch[i].frame.refs.Add(1)
+				}
+				reserve++
+			}
+			used++
+			for i := range batch {
+				l.enqueue(c, outItem{f: batch[i].frame})
+			}
 			return
 		}
-		// gnet's writev trims the slices it was given after a partial
-		// write, so every recipient gets a fresh copy of the headers.
-		l.fanIOV = append(l.fanIOV[:0], frames...)
-		_, _ = c.gc.Writev(l.fanIOV)
+		if len(frames) == 1 {
+			_, _ = c.gc.Write(frames[0])
+		} else {
+			// gnet's writev trims the slices it was given after a partial
+			// write, so every recipient gets a fresh copy of the headers.
+			l.fanIOV = append(l.fanIOV[:0], frames...)
+			_, _ = c.gc.Writev(l.fanIOV)
+		}
+		l.afterWrite(c)
 	}
 	if target.room == nil {
 		l.each(write)
 	} else {
 		target.room.each(l, write)
+	}
+	if unused := reserve - used; unused != 0 {
+		for i := range batch {
+			batch[i].frame.refs.Add(-unused)
+		}
 	}
 	for i := range frames {
 		frames[i] = nil
@@ -73,5 +109,11 @@ func (l *Loop) writeSharedTo(c *Conn, f *sharedFrame, n int) {
 	}
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(n)
+	if l.congestedNow(c) {
+		f.refs.Add(1)
+		l.enqueue(c, outItem{f: f})
+		return
+	}
 	_, _ = c.gc.Write(*f.buf)
+	l.afterWrite(c)
 }

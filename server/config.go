@@ -36,12 +36,29 @@ type Config struct {
 	// (a slow reader); past it the connection is closed with 1008 and the
 	// handler sees ErrWriteQueueFull. Default: 4 MiB.
 	MaxWriteQueue int
+	// MaxQueuedBytes is the server-wide budget for output waiting to be sent
+	// to slow readers: the bytes gnet holds for connections whose sockets are
+	// full plus megaws's queues for them (a broadcast frame queued for many
+	// readers counts once per reader, though it is stored once). Past it,
+	// the connections with the most unsent bytes are dropped first (close
+	// 1008, ErrServerQueueFull) until the total is under 90% of the budget,
+	// so readers that keep up and publishers never wait for those that do
+	// not. Default: an eighth of the machine's memory (Linux; a quarter of
+	// the Go memory limit if one is set), at least 64 MiB and at most 1 GiB.
+	MaxQueuedBytes int
 	// WriteHighWater is the backpressure mark: when more than this many
 	// bytes wait to be sent to a connection after its input was handled, the
-	// server stops reading from it until they are sent, so TCP pushes back on
-	// a peer that sends faster than it reads and memory stays flat. Only
-	// past MaxWriteQueue is the connection closed. Default: 64 KiB.
+	// server stops handling that connection's input until they are sent, so
+	// a peer that sends faster than it reads cannot make the server produce
+	// output without bound. gnet has no way to stop reading a socket, so its
+	// input then waits in gnet's buffer, bounded by MaxReadQueue. Default:
+	// 64 KiB.
 	WriteHighWater int
+	// MaxReadQueue bounds the input held for a connection while its input is
+	// not handled (see WriteHighWater); past it the connection is closed
+	// with 1008 and ErrReadQueueFull. Default: MaxMessageSize + 1 MiB, so a
+	// peer may send one message of the largest size while it is paused.
+	MaxReadQueue int
 	// ReadBufferSize is how much each event loop reads from a socket per
 	// readable event, into one buffer per loop (not per connection). A
 	// message that arrives within one read is handed to OnMessage straight
@@ -151,6 +168,8 @@ func (c Config) withDefaults() Config {
 	setInt(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setInt(&c.MaxWriteQueue, DefaultMaxWriteQueue)
 	setInt(&c.WriteHighWater, 64<<10)
+	setInt(&c.MaxQueuedBytes, defaultQueuedBytes())
+	setInt(&c.MaxReadQueue, c.MaxMessageSize+1<<20)
 	setInt(&c.ReadBufferSize, DefaultReadBufferSize)
 	setDur(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDur(&c.PingInterval, DefaultPingInterval)

@@ -25,6 +25,7 @@ const (
 	flagPinged                       // a keepalive ping is outstanding
 	flagCompressed                   // the fragmented message in progress is compressed
 	flagLinger                       // closed, waiting for its outbound bytes to drain
+	flagPaused                       // input is not handled until the output drains (backpressure)
 )
 
 // Connection options: set during the handshake, before OnOpen makes the
@@ -78,8 +79,9 @@ type connExt struct {
 	protocol string
 	closeErr *CloseError
 	rooms    []membership
-	asm      *[]byte // reassembly buffer of a fragmented message; nil otherwise
-	partial  uint32  // payload bytes of the incomplete current frame already UTF-8 validated
+	asm      *[]byte   // reassembly buffer of a fragmented message; nil otherwise
+	partial  uint32    // payload bytes of the incomplete current frame already UTF-8 validated
+	out      *outState // output queue while the connection is congested
 }
 
 // validated returns how many payload bytes of the current, incomplete frame
@@ -169,7 +171,7 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 		c.sendq.Add(-n)
 		c.l.postFn(func() {
 			if c.state == stateOpen || c.state == stateClosing {
-				c.l.dropSlow(c)
+				c.l.dropSlow(c, ErrWriteQueueFull)
 			}
 		})
 		return ErrWriteQueueFull

@@ -60,6 +60,14 @@ var (
 	// ErrWriteQueueFull: the peer does not read fast enough and the
 	// connection's outbound queue passed Config.MaxWriteQueue (close 1008).
 	ErrWriteQueueFull = errors.New("megaws: write queue full")
+	// ErrServerQueueFull: the bytes waiting for all slow readers together
+	// passed Config.MaxQueuedBytes and this connection had the most of them
+	// (close 1008).
+	ErrServerQueueFull = errors.New("megaws: server output budget exhausted; slowest reader dropped")
+	// ErrReadQueueFull: the peer went on sending while reading from it was
+	// paused (it does not read its answers) and its unhandled input passed
+	// Config.MaxReadQueue (close 1008).
+	ErrReadQueueFull = errors.New("megaws: peer sends without reading; read queue full")
 	// ErrIdleTimeout: nothing arrived from the peer for Config.IdleTimeout,
 	// keepalive pings included (close 1001).
 	ErrIdleTimeout = errors.New("megaws: idle timeout")

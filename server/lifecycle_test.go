@@ -335,15 +335,14 @@ func TestFrameBombFragments(t *testing.T) {
 }
 
 // TestPingFlood sends pings as fast as TCP takes them and never reads the
-// pongs. megaws's policy (Linux): once the pongs waiting for the peer pass
-// WriteHighWater the server stops reading from it, so TCP pushes back on the
-// flooder, server memory stays flat, other connections are unaffected, and
-// every ping is answered once the peer reads again.
+// pongs. Once the pongs waiting for the peer pass WriteHighWater the server
+// stops handling its input (no more pongs are produced); the pings then wait
+// in the connection's input buffer, and when that passes MaxReadQueue the
+// connection is closed with 1008. Server memory stays within those bounds
+// and other connections are unaffected.
 func TestPingFlood(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("read backpressure is implemented on Linux")
-	}
-	_, addr := startServer(t, echo{}, server.Config{Loops: 1})
+	const readQueue = 1 << 20
+	s, addr := startServer(t, echo{}, server.Config{Loops: 1, MaxReadQueue: readQueue})
 	healthy := dialRaw(t, addr)
 	healthy.handshake("/healthy")
 	c := dialRaw(t, addr)
@@ -351,65 +350,63 @@ func TestPingFlood(t *testing.T) {
 	baseHeap := liveHeap()
 
 	payload := bytes.Repeat([]byte{'p'}, 125)
-	one := ping(payload)
-	batch := bytes.Repeat(one, 64)
-	const limit = 256 << 20 // far beyond what loopback buffers hold
+	batch := bytes.Repeat(ping(payload), 64)
+	const limit = 256 << 20
 	sent := 0
-	floodStart := time.Now()
+	var werr error
 	for sent < limit {
-		_ = c.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.SetWriteDeadline(time.Now().Add(10 * time.Second))
 		n, err := c.Conn.Write(batch)
 		sent += n
 		if err != nil {
-			if errors.Is(err, os.ErrDeadlineExceeded) {
-				break
-			}
-			t.Fatalf("write after %d bytes: %v", sent, err)
+			werr = err
+			break
 		}
 	}
-	if sent >= limit {
-		t.Fatalf("wrote %d MiB of pings without reading and was never pushed back", sent>>20)
+	if werr == nil || errors.Is(werr, os.ErrDeadlineExceeded) {
+		t.Fatalf("wrote %d MiB of pings without reading, and the server neither read them nor closed the connection (%v)", sent>>20, werr)
 	}
-	t.Logf("flood ended after %v", time.Since(floodStart))
+	if !waitFor(10*time.Second, func() bool { return s.Stats().ReadQueueDrops == 1 }) {
+		t.Fatalf("Stats %+v: want one ReadQueueDrop", s.Stats())
+	}
 	flooded := liveHeap()
-	t.Logf("%.1f MiB of pings (%d) sent before TCP pushed back; live heap %.1f -> %.1f MiB",
-		float64(sent)/(1<<20), sent/len(one), float64(baseHeap)/(1<<20), float64(flooded)/(1<<20))
+	t.Logf("%.1f MiB of pings sent before the server closed the connection; live heap %.1f -> %.1f MiB",
+		float64(sent)/(1<<20), float64(baseHeap)/(1<<20), float64(flooded)/(1<<20))
 	if flooded > baseHeap+heapSlack {
 		t.Fatalf("server memory grew by %d MiB during the ping flood", (flooded-baseHeap)>>20)
 	}
-	checkEcho(t, healthy, "during ping flood")
+	checkEcho(t, healthy, "after the ping flood")
+}
 
-	_ = c.SetDeadline(time.Now().Add(3 * ioTimeout))
-	pings := sent / len(one)
-	rest := sent % len(one)
-	if rest != 0 {
-		pings++
-	}
-	// Read the pongs while completing the last ping: the server reads again
-	// only once its pongs drain.
-	read := make(chan error, 1)
-	go func() {
-		for i := range pings {
-			f, err := c.readFrame()
-			if err == nil && (f.h.OpCode != ws.OpPong || !bytes.Equal(f.payload, payload)) {
-				err = fmt.Errorf("got %v %q", f.h.OpCode, truncate(f.payload))
-			}
-			if err != nil {
-				read <- fmt.Errorf("pong %d of %d: %w", i, pings, err)
-				return
-			}
-		}
-		read <- nil
-	}()
-	if rest != 0 {
-		if _, err := c.Conn.Write(one[rest:]); err != nil {
-			t.Fatalf("completing the last ping: %v", err)
-		}
-	}
-	if err := <-read; err != nil {
+// TestPingBurstAnswered: a peer that sends a burst of pings larger than the
+// high-water mark and only then reads gets every pong, in order: reading
+// from it pauses and resumes without dropping anything.
+func TestPingBurstAnswered(t *testing.T) {
+	s, addr := startServer(t, echo{}, server.Config{Loops: 1})
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	_ = c.Conn.(*net.TCPConn).SetReadBuffer(32 << 10)
+	payload := bytes.Repeat([]byte{'p'}, 125)
+	const pings = 100_000 // 12 MiB of pongs: more than the sockets hold, far above the 64 KiB high-water mark
+	wrote := make(chan error, 1)
+	go func() { _, err := c.Conn.Write(bytes.Repeat(ping(payload), pings)); wrote <- err }()
+	if err := <-wrote; err != nil {
 		t.Fatal(err)
 	}
-	checkEcho(t, c, "after the flood")
+	_ = c.SetDeadline(time.Now().Add(3 * ioTimeout))
+	for i := range pings {
+		f, err := c.readFrame()
+		if err == nil && (f.h.OpCode != ws.OpPong || !bytes.Equal(f.payload, payload)) {
+			err = fmt.Errorf("got %v %q", f.h.OpCode, truncate(f.payload))
+		}
+		if err != nil {
+			t.Fatalf("pong %d of %d: %v", i, pings, err)
+		}
+	}
+	checkEcho(t, c, "after the burst")
+	if st := s.Stats(); st.ReadPauses == 0 || st.ReadQueueDrops != 0 {
+		t.Fatalf("Stats %+v: want read pauses and no drop", st)
+	}
 	c.closeNormal()
 }
 

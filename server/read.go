@@ -168,7 +168,9 @@ func (s *Server) readFrames(c *Conn) {
 		buf, _ := gc.Peek(total)
 		p := buf[hn:]
 		codec.UnmaskInPlace(p, h.Mask, 0)
-		c.lastRead = l.now
+		if c.state == stateOpen { // when closing, lastRead is the close deadline
+			c.lastRead = l.now
+		}
 		c.flags &^= flagPinged
 		s.frame(c, h, p)
 		if c.ext != nil {

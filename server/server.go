@@ -40,7 +40,9 @@ type Server struct {
 	nextID   atomic.Uint64
 	releases atomic.Uint64 // memory releases by runReleaser
 
-	open atomic.Int64 // open WebSocket connections
+	open   atomic.Int64 // open WebSocket connections
+	queued atomic.Int64 // bytes waiting for congested connections, all loops
+	budget int64        // Config.MaxQueuedBytes
 
 	mu    sync.Mutex
 	loops []*Loop
@@ -64,6 +66,7 @@ func New(h Handler, cfg Config) *Server {
 		s.ticker, _ = h.(Ticker)
 	}
 	s.res = c.TimerResolution
+	s.budget = int64(c.MaxQueuedBytes)
 	// Keepalive and idle deadlines share wake-ups (see keepaliveSlots).
 	grain := time.Second
 	for _, d := range []time.Duration{c.PingInterval, c.IdleTimeout} {
@@ -211,6 +214,7 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	if l.corked == c {
 		l.out = l.out[:0]
 	}
+	l.uncongest(c)
 	c.leaveAll()
 	if c.flags&flagOpened == 0 {
 		return gnet.None
@@ -238,6 +242,31 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 	}
 	l := c.l
 	l.refresh()
+	if c.flags&flagPaused != 0 {
+		// Too much output waits for this peer: its input stays in gnet's
+		// buffer (bounded by MaxReadQueue) until the output drains.
+		if c.state == stateOpen {
+			c.lastRead = l.now
+		}
+		if l.inputWhilePaused(c) {
+			if c.state == stateClosed {
+				_, _ = gc.Discard(-1)
+				return gnet.Close
+			}
+			return gnet.None
+		}
+	}
+	if s.serve(c) {
+		return gnet.Close
+	}
+	return gnet.None
+}
+
+// serve handles the input buffered for c — from onTraffic, or when a paused
+// connection resumes — and writes the answers. It reports whether the TCP
+// connection is to be closed now.
+func (s *Server) serve(c *Conn) bool {
+	gc, l := c.gc, c.l
 	l.corked = c
 	if c.state == stateHandshake {
 		s.handshake(c)
@@ -248,19 +277,20 @@ func (s *Server) onTraffic(gc gnet.Conn) gnet.Action {
 	l.flush(c)
 	l.corked = nil
 	l.stats.publish()
-	if c.state == stateOpen && c.gc.OutboundBuffered() > s.cfg.WriteHighWater && l.pauseRead(c) {
-		l.stats.readPauses.Add(1)
+	if c.state == stateOpen && c.flags&flagPaused == 0 && l.unsent(c) > s.cfg.WriteHighWater {
+		l.pause(c)
 	}
+	l.publishQueued()
 	if c.state == stateClosed {
 		_, _ = gc.Discard(-1)
 		// gnet would drop what the socket does not take at once: the last
 		// messages and the close frame. Close once they are out.
-		if gc.OutboundBuffered() > 0 && l.linger(c) {
-			return gnet.None
+		if l.unsent(c) > 0 && l.linger(c) {
+			return false
 		}
-		return gnet.Close
+		return true
 	}
-	return gnet.None
+	return false
 }
 
 // Stop shuts the server down gracefully: it stops accepting WebSocket

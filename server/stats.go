@@ -19,11 +19,13 @@ type loopStats struct {
 	pub struct {
 		msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	}
-	handshakes atomic.Uint64
-	queueDrops atomic.Uint64
-	readPauses atomic.Uint64
-	panics     atomic.Uint64
-	fdShed     atomic.Uint64
+	handshakes     atomic.Uint64
+	queueDrops     atomic.Uint64
+	budgetDrops    atomic.Uint64
+	readQueueDrops atomic.Uint64
+	readPauses     atomic.Uint64
+	panics         atomic.Uint64
+	fdShed         atomic.Uint64
 
 	mu             sync.Mutex
 	panicsBy       map[string]uint64        // recovered panics by callback
@@ -95,7 +97,15 @@ type Stats struct {
 	MessagesOut uint64 // frames written (messages, pings, pongs, broadcasts per recipient)
 	BytesIn     uint64 // payload bytes received
 	BytesOut    uint64 // payload bytes written
-	QueueDrops  uint64 // connections closed for a full write queue or the server-wide budget
+	QueueDrops  uint64 // connections closed for a full write queue (MaxWriteQueue)
+	// BudgetDrops counts connections closed because the output waiting for
+	// all slow readers passed MaxQueuedBytes (the slowest first).
+	BudgetDrops uint64
+	// ReadQueueDrops counts connections closed because they went on sending
+	// while they did not read (MaxReadQueue).
+	ReadQueueDrops uint64
+	// QueuedBytes is the output waiting for congested connections now.
+	QueuedBytes int64
 	ReadPauses  uint64 // times reading paused for backpressure (WriteHighWater)
 	// Panics counts panics recovered from handler callbacks and functions run
 	// on the loops (Config.NoRecover turns recovery off).
@@ -132,6 +142,7 @@ func (s *Server) Stats() Stats {
 		Conns:            s.open.Load(),
 		Loops:            s.cfg.Loops,
 		MemoryReleases:   s.releases.Load(),
+		QueuedBytes:      max(s.queued.Load(), 0),
 		Rejected:         map[int]uint64{},
 		HTTPServed:       map[int]uint64{},
 		PanicsByCallback: map[string]uint64{},
@@ -146,6 +157,8 @@ func (s *Server) Stats() Stats {
 		st.BytesIn += ls.pub.bytesIn.Load()
 		st.BytesOut += ls.pub.bytesOut.Load()
 		st.QueueDrops += ls.queueDrops.Load()
+		st.BudgetDrops += ls.budgetDrops.Load()
+		st.ReadQueueDrops += ls.readQueueDrops.Load()
 		st.ReadPauses += ls.readPauses.Load()
 		st.Panics += ls.panics.Load()
 		st.FDShed += ls.fdShed.Load()

@@ -68,8 +68,11 @@ func (l *Loop) runTasks(context.Context) error {
 		t := &q[i]
 		l.corked = nil
 		if t.frame != nil {
-			j := i + 1
+			j, sz := i+1, len(*t.frame.buf)
 			for j < len(q) && j-i < maxBatch && q[j].frame != nil && q[j].target == t.target {
+				if sz += len(*q[j].frame.buf); sz > maxBatchBytes {
+					break
+				}
 				j++
 			}
 			l.deliverBatch(q[i:j])
@@ -89,6 +92,7 @@ func (l *Loop) runTasks(context.Context) error {
 		i++
 	}
 	l.stats.publish()
+	l.publishQueued()
 	tq.mu.Lock()
 	if tq.spare == nil && cap(q) <= 4096 {
 		tq.spare = q[:0]
@@ -100,10 +104,10 @@ func (l *Loop) runTasks(context.Context) error {
 // runSend writes a frame queued by Conn.Send.
 func (l *Loop) runSend(c *Conn, buf *[]byte, n int64) {
 	c.sendq.Add(-n)
-	defer putFrameBuf(buf)
 	if c.state != stateOpen || l.queueFull(c) {
+		putFrameBuf(buf)
 		return
 	}
 	l.stats.msgsOut++
-	_, _ = c.gc.Write(*buf)
+	l.writeOwned(c, buf)
 }

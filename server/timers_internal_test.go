@@ -34,8 +34,8 @@ func TestIdleLoopSleeps(t *testing.T) {
 func TestTimerWheelFarDeadlines(t *testing.T) {
 	h := &openRecorder{opened: make(chan *Conn, 16)}
 	s := startInternal(t, h, Config{Loops: 1, TimerResolution: time.Millisecond, PingInterval: -1, IdleTimeout: 6 * time.Second})
+	start := time.Now() // the server reads the handshake after this
 	nc, _ := dialUpgraded(t, s, h)
-	start := time.Now()
 	_ = nc.SetReadDeadline(time.Now().Add(30 * time.Second))
 	buf := make([]byte, 1024)
 	for {

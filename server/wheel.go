@@ -227,50 +227,66 @@ func (l *Loop) keepaliveDue(t uint32) uint32 {
 	return t + (g-t%g)%g
 }
 
-// arm sets c's timer according to its state.
+// arm sets c's timer according to its state: the earliest of its timeout
+// or keepalive deadline and, while it is congested, the next look at its
+// output queue.
 func (l *Loop) arm(c *Conn) {
 	cfg := &l.s.cfg
+	var due uint32
+	ok := false
 	switch c.state {
 	case stateHandshake:
 		l.schedule(c, l.dueAfter(cfg.HandshakeTimeout))
+		return
 	case stateOpen:
 		ping, idle := l.ticks(cfg.PingInterval), l.ticks(cfg.IdleTimeout)
-		var due uint32
-		ok := false
+		// lastRead is a tick started before the frame arrived: one more
+		// tick makes sure the silence lasted the whole interval.
 		if ping > 0 && c.flags&flagPinged == 0 {
-			due, ok = c.lastRead+ping, true
+			due, ok = c.lastRead+ping+1, true
 		}
-		if idle > 0 && (!ok || int32(c.lastRead+idle-due) < 0) {
-			due, ok = c.lastRead+idle, true
+		if idle > 0 && (!ok || int32(c.lastRead+idle+1-due) < 0) {
+			due, ok = c.lastRead+idle+1, true
 		}
-		if !ok {
-			l.park(c)
-			return
+		if ok {
+			due = l.keepaliveDue(due)
 		}
-		l.schedule(c, l.keepaliveDue(due))
-	case stateClosing:
-		l.schedule(c, l.dueAfter(cfg.CloseTimeout))
-	default:
-		l.park(c)
+	case stateClosing, stateClosed:
+		// lastRead holds the close or linger deadline (startClose, linger).
+		due, ok = c.lastRead, true
 	}
+	if o := c.outq(); o != nil && (!ok || int32(o.next-due) < 0) {
+		due, ok = o.next, true
+	}
+	if !ok {
+		l.park(c)
+		return
+	}
+	l.schedule(c, due)
 }
 
 // fire handles an expired timer.
 func (l *Loop) fire(c *Conn) {
 	cfg := &l.s.cfg
+	if o := c.outq(); o != nil && o.dueBy(l.now) && c.state != stateHandshake {
+		l.poll(c)
+		if c.state == stateGone {
+			return
+		}
+	}
 	switch c.state {
 	case stateHandshake:
 		c.state = stateClosed
 		l.closeNow(c)
 	case stateOpen:
 		silent := l.now - c.lastRead
-		if idle := l.ticks(cfg.IdleTimeout); idle > 0 && silent >= idle {
+		if idle := l.ticks(cfg.IdleTimeout); idle > 0 && silent > idle {
 			l.startClose(c, ws.StatusGoingAway, "idle timeout", ErrIdleTimeout)
 			c.state = stateClosed
 			l.closeNow(c)
 			return
 		}
-		if ping := l.ticks(cfg.PingInterval); ping > 0 && silent >= ping && c.flags&flagPinged == 0 {
+		if ping := l.ticks(cfg.PingInterval); ping > 0 && silent > ping && c.flags&flagPinged == 0 {
 			c.flags |= flagPinged
 			l.writeFrame(c, ws.OpPing, nil)
 			if c.state != stateOpen {
@@ -279,15 +295,22 @@ func (l *Loop) fire(c *Conn) {
 		}
 		l.arm(c)
 	case stateClosing:
+		if int32(l.now-c.lastRead) < 0 {
+			l.arm(c) // a look at the output queue, not the deadline
+			return
+		}
 		c.extState().closeErr.Err = ErrCloseTimeout
 		c.state = stateClosed
 		l.closeNow(c)
 	case stateClosed:
 		// Lingering: close once the outbound bytes are sent, or at the
 		// deadline (in lastRead) if the peer does not read them.
-		if c.gc.OutboundBuffered() == 0 || int32(l.now-c.lastRead) >= 0 {
+		if l.unsent(c) == 0 || int32(l.now-c.lastRead) >= 0 {
 			l.closeNow(c)
 			return
+		}
+		if o := c.outq(); o != nil {
+			o.next = l.now + 1
 		}
 		l.schedule(c, l.now+1)
 	default:
@@ -300,8 +323,11 @@ func (l *Loop) fire(c *Conn) {
 // discarded and does not extend the wait. It reports false for a connection
 // dropped because it does not read: its bytes would never drain.
 func (l *Loop) linger(c *Conn) bool {
-	if c.ext != nil && c.ext.closeErr != nil && c.ext.closeErr.Err == ErrWriteQueueFull {
-		return false
+	if c.ext != nil && c.ext.closeErr != nil {
+		switch c.ext.closeErr.Err {
+		case ErrWriteQueueFull, ErrServerQueueFull, ErrReadQueueFull:
+			return false
+		}
 	}
 	if c.flags&flagLinger == 0 {
 		c.flags |= flagLinger

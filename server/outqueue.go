@@ -1,0 +1,344 @@
+package server
+
+import (
+	"slices"
+	"sync"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/codec"
+)
+
+// Output queues of congested connections.
+//
+// gnet copies into a per-connection buffer whatever a socket does not take.
+// For a peer that stops reading, every broadcast would then be copied once
+// more into its buffer: 10,000 such peers turned one shared 1 KiB frame into
+// 10 MB of copies per publish. So once gnet holds unsent bytes for a
+// connection, megaws stops handing it more: new output waits in the
+// connection's own queue — shared frames as references (no copy), the
+// connection's own frames as the pooled buffers they already are — and goes
+// to gnet again only when gnet's buffer for it is empty. The loop looks at
+// its congested connections on the timer wheel: every tick while they make
+// progress, backing off to every 64 ticks while they do not.
+//
+// Bounds: a connection whose unsent bytes (gnet's plus its queue) pass
+// Config.MaxWriteQueue is dropped (ErrWriteQueueFull); when all connections
+// together pass Config.MaxQueuedBytes, each loop drops its connections with
+// the most unsent bytes — the slowest readers — first (ErrServerQueueFull),
+// until the total is back under 90% of the budget. Both try to send close
+// 1008 and close the TCP connection.
+
+// outItem is one queued frame: a shared frame (one reference held) or a
+// pooled buffer owned by the queue.
+type outItem struct {
+	f *sharedFrame
+	b *[]byte
+}
+
+func (it outItem) data() []byte {
+	if it.f != nil {
+		return *it.f.buf
+	}
+	return *it.b
+}
+
+func (it outItem) release() {
+	if it.f != nil {
+		it.f.release()
+	} else {
+		putFrameBuf(it.b)
+	}
+}
+
+// itemOverhead is what a queued item costs besides its frame bytes; it is
+// counted with them.
+const itemOverhead = 16
+
+// maxPollTicks bounds the backoff between looks at a congested connection
+// that makes no progress.
+const maxPollTicks = 64
+
+// drainBytes bounds what one drain hands to gnet, so one fast connection
+// cannot hold the loop.
+const drainBytes = 1 << 20
+
+// outState is a congested connection's output state. Only its loop touches it.
+type outState struct {
+	items []outItem // ring buffer
+	head  int
+	n     int
+	bytes int // queued frame bytes plus itemOverhead each
+	gnet  int // gnet's unsent bytes when last looked at
+	idx   int // position in Loop.congested
+	every uint32
+	next  uint32 // wheel tick of the next look
+	last  int    // unsent bytes at the previous look
+}
+
+var outStates = sync.Pool{New: func() any { return new(outState) }}
+
+func (c *Conn) outq() *outState {
+	if c.ext == nil {
+		return nil
+	}
+	return c.ext.out
+}
+
+// unsent returns the bytes waiting to be sent to c: gnet's and its queue's.
+func (l *Loop) unsent(c *Conn) int {
+	n := c.gc.OutboundBuffered()
+	if o := c.outq(); o != nil {
+		n += o.bytes
+	}
+	return n
+}
+
+// congestedNow reports whether output for c must be queued: its queue is
+// not empty (after handing gnet what it can take now) or gnet still holds
+// unsent bytes. A connection found congested gets its output state.
+func (l *Loop) congestedNow(c *Conn) bool {
+	o := c.outq()
+	if o != nil && o.n > 0 {
+		l.drain(c)
+		if o.n > 0 || c.state == stateGone {
+			return true
+		}
+	}
+	if c.gc.OutboundBuffered() == 0 {
+		return false
+	}
+	l.congest(c)
+	return true
+}
+
+// afterWrite notes that a direct write left bytes in gnet's buffer.
+func (l *Loop) afterWrite(c *Conn) {
+	if c.state == stateGone {
+		return
+	}
+	if o := c.outq(); o != nil {
+		l.noteGnet(c, o)
+		return
+	}
+	if c.gc.OutboundBuffered() > 0 {
+		l.congest(c)
+	}
+}
+
+// congest gives c an output state and puts it on the loop's congested list.
+func (l *Loop) congest(c *Conn) {
+	e := c.extState()
+	if e.out != nil {
+		l.noteGnet(c, e.out)
+		return
+	}
+	o := outStates.Get().(*outState)
+	*o = outState{items: o.items[:0], idx: len(l.congested), every: 1, next: l.now + 1}
+	e.out = o
+	l.congested = append(l.congested, c)
+	l.noteGnet(c, o)
+	if c.state == stateOpen || c.state == stateClosing {
+		l.arm(c)
+	}
+}
+
+// noteGnet updates the loop's account of gnet's unsent bytes for c.
+func (l *Loop) noteGnet(c *Conn, o *outState) {
+	g := c.gc.OutboundBuffered()
+	l.queued += g - o.gnet
+	o.gnet = g
+}
+
+// enqueue appends it to c's queue (c must not be gone).
+func (l *Loop) enqueue(c *Conn, it outItem) {
+	if c.state == stateGone {
+		it.release()
+		return
+	}
+	l.congest(c)
+	o := c.ext.out
+	if o.n == len(o.items) {
+		grown := make([]outItem, max(8, 2*len(o.items)))
+		for i := 0; i < o.n; i++ {
+			grown[i] = o.items[(o.head+i)%len(o.items)]
+		}
+		o.items, o.head = grown, 0
+	}
+	o.items[(o.head+o.n)%len(o.items)] = it
+	o.n++
+	sz := len(it.data()) + itemOverhead
+	o.bytes += sz
+	l.queued += sz
+}
+
+// drain hands c's queue to gnet while gnet's own buffer for c is empty.
+func (l *Loop) drain(c *Conn) {
+	o := c.outq()
+	for o != nil && o.n > 0 && c.state != stateGone && c.gc.OutboundBuffered() == 0 {
+		iov := l.drainIOV[:0]
+		k, sz := 0, 0
+		for k < o.n && k < 1024 && sz < drainBytes {
+			b := o.items[(o.head+k)%len(o.items)].data()
+			iov = append(iov, b)
+			sz += len(b)
+			k++
+		}
+		_, _ = c.gc.Writev(iov)
+		clear(iov)
+		l.drainIOV = iov[:0]
+		// gnet copied what the socket did not take: the items are free.
+		for i := 0; i < k; i++ {
+			j := (o.head + i) % len(o.items)
+			o.items[j].release()
+			o.items[j] = outItem{}
+		}
+		o.head = (o.head + k) % len(o.items)
+		o.n -= k
+		freed := sz + k*itemOverhead
+		o.bytes -= freed
+		l.queued -= freed
+		if c.state == stateGone {
+			return
+		}
+		l.noteGnet(c, o)
+	}
+}
+
+// dropQueue releases everything queued for c (it is being dropped or failed).
+func (l *Loop) dropQueue(c *Conn) {
+	o := c.outq()
+	if o == nil {
+		return
+	}
+	for o.n > 0 {
+		o.items[o.head].release()
+		o.items[o.head] = outItem{}
+		o.head = (o.head + 1) % len(o.items)
+		o.n--
+	}
+	l.queued -= o.bytes
+	o.bytes = 0
+}
+
+// uncongest takes c off the congested list and frees its output state.
+func (l *Loop) uncongest(c *Conn) {
+	o := c.outq()
+	if o == nil {
+		return
+	}
+	l.dropQueue(c)
+	l.queued -= o.gnet
+	last := len(l.congested) - 1
+	moved := l.congested[last]
+	l.congested[o.idx] = moved
+	moved.ext.out.idx = o.idx
+	l.congested[last] = nil
+	l.congested = l.congested[:last]
+	c.ext.out = nil
+	clear(o.items)
+	*o = outState{items: o.items[:0]}
+	outStates.Put(o)
+}
+
+// poll looks at a congested connection when its wheel deadline says so:
+// hands its queue to gnet if gnet's buffer emptied, resumes reading from it
+// once its output fell below half the high-water mark, and forgets the
+// congestion when nothing is left to send.
+func (l *Loop) poll(c *Conn) {
+	o := c.outq()
+	l.drain(c)
+	if c.state == stateGone {
+		return
+	}
+	l.noteGnet(c, o)
+	unsent := o.gnet + o.bytes
+	if c.flags&flagPaused != 0 && unsent <= l.s.cfg.WriteHighWater/2 {
+		l.resume(c)
+		if c.state == stateGone || c.outq() == nil {
+			return
+		}
+	}
+	if unsent == 0 && c.flags&flagPaused == 0 {
+		l.uncongest(c)
+		return
+	}
+	if unsent < o.last {
+		o.every = 1
+	} else {
+		o.every = min(2*o.every, maxPollTicks)
+	}
+	o.last = unsent
+	o.next = l.now + o.every
+}
+
+// pollDue reports whether c's output state wants a look by wheel tick t.
+func (o *outState) dueBy(t uint32) bool { return int32(t-o.next) >= 0 }
+
+// publishQueued adds the loop's change of queued bytes to the server's total
+// and, when the total is over budget, drops this loop's slowest readers.
+func (l *Loop) publishQueued() {
+	s := l.s
+	if d := l.queued - l.queuedPub; d != 0 {
+		s.queued.Add(int64(d))
+		l.queuedPub = l.queued
+	}
+	if s.queued.Load() <= s.budget || len(l.congested) == 0 {
+		return
+	}
+	byUnsent := slices.Clone(l.congested)
+	slices.SortFunc(byUnsent, func(a, b *Conn) int { return l.unsent(b) - l.unsent(a) })
+	target := s.budget / 10 * 9
+	for _, c := range byUnsent {
+		if s.queued.Load() <= target {
+			break
+		}
+		if c.state != stateOpen && c.state != stateClosing {
+			continue
+		}
+		if l.unsent(c) == 0 {
+			break
+		}
+		l.dropSlow(c, ErrServerQueueFull)
+		if d := l.queued - l.queuedPub; d != 0 {
+			s.queued.Add(int64(d))
+			l.queuedPub = l.queued
+		}
+	}
+}
+
+// pause stops handling c's input while too much output waits for it.
+func (l *Loop) pause(c *Conn) {
+	c.flags |= flagPaused
+	l.stats.readPauses.Add(1)
+	l.congest(c)
+}
+
+// inputWhilePaused is called for input that arrives while c is paused. It
+// reports whether c stays paused; past Config.MaxReadQueue of unhandled
+// input the connection is dropped (1008, ErrReadQueueFull).
+func (l *Loop) inputWhilePaused(c *Conn) bool {
+	if c.gc.InboundBuffered() > l.s.cfg.MaxReadQueue {
+		l.stats.readQueueDrops.Add(1)
+		l.dropQueue(c)
+		_, _ = c.gc.Write(codec.AppendClose(l.hdr[:0], ws.StatusPolicyViolation, ""))
+		c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "read queue full", Err: ErrReadQueueFull}
+		c.state = stateClosed
+		return true
+	}
+	if l.unsent(c) <= l.s.cfg.WriteHighWater/2 {
+		c.flags &^= flagPaused
+		return false
+	}
+	return true
+}
+
+// resume handles the input that waited while c was paused.
+func (l *Loop) resume(c *Conn) {
+	c.flags &^= flagPaused
+	if c.gc.InboundBuffered() == 0 {
+		return
+	}
+	if l.s.serve(c) {
+		l.closeNow(c)
+	}
+}

@@ -1,0 +1,143 @@
+package server_test
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/server"
+)
+
+// nonReader is a WebSocket client that completes the handshake and never
+// reads again, with a small receive window so its socket fills at once.
+func nonReader(t *testing.T, addr string) net.Conn {
+	t.Helper()
+	c := dialRaw(t, addr)
+	_ = c.Conn.(*net.TCPConn).SetReadBuffer(4 << 10)
+	c.handshake("/")
+	return c.Conn
+}
+
+// TestBroadcastReferencesFrames: broadcasting to connections that do not
+// read queues the shared frame by reference: 2,000 publishes of 4 KiB to 50
+// non-readers (8 MiB each, of which the kernel's socket buffers take at most
+// 4 MiB; 200 MB in all if every reader got a copy) add a few MiB to the heap,
+// while a reader that keeps up gets every message in order.
+func TestBroadcastReferencesFrames(t *testing.T) {
+	var s atomic.Pointer[server.Server]
+	h := &funcHandler{onMessage: func(c *server.Conn, op ws.OpCode, p []byte) { _ = s.Load().Broadcast(op, p) }}
+	srv, addr := startServer(t, h, server.Config{Loops: 2, MaxWriteQueue: 64 << 20, MaxQueuedBytes: 4 << 30, PingInterval: -1})
+	s.Store(srv)
+	fast := dialRaw(t, addr)
+	fast.handshake("/")
+	for range 50 {
+		nonReader(t, addr)
+	}
+	if !waitFor(10*time.Second, func() bool { return srv.Conns() == 51 }) {
+		t.Fatalf("%d connections", srv.Conns())
+	}
+	base := liveHeap()
+	const n = 2000
+	got := make(chan error, 1)
+	go func() {
+		for i := range n {
+			f, err := fast.readFrame()
+			if err == nil && (len(f.payload) != 4096 || f.payload[0] != byte(i) || f.payload[1] != byte(i>>8)) {
+				err = errors.New("wrong message or order")
+			}
+			if err != nil {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	msg := bytes.Repeat([]byte{0}, 4096)
+	for i := range n {
+		msg[0], msg[1] = byte(i), byte(i>>8)
+		fast.writeFrame(ws.OpBinary, true, msg)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	grew := int64(liveHeap()) - int64(base)
+	st := srv.Stats()
+	t.Logf("%d broadcasts of 4 KiB to 50 non-readers: live heap %+.1f MiB, %.1f MiB queued for them", n, float64(grew)/(1<<20), float64(st.QueuedBytes)/(1<<20))
+	if st.QueuedBytes < 50<<20 {
+		t.Fatalf("only %d MiB queued: the kernel took it all and the test proves nothing", st.QueuedBytes>>20)
+	}
+	if grew > st.QueuedBytes/4 {
+		t.Fatalf("live heap grew by %d MiB: the frames are copied per reader", grew>>20)
+	}
+	if st.QueueDrops+st.BudgetDrops != 0 {
+		t.Fatalf("drops with limits far away: %+v", st)
+	}
+}
+
+// TestServerOutputBudget: once the output waiting for non-readers passes
+// MaxQueuedBytes, the slowest readers are dropped (close 1008,
+// ErrServerQueueFull) until it is back under the budget, and a reader that
+// keeps up, publishing and reading, never notices.
+func TestServerOutputBudget(t *testing.T) {
+	const budget = 8 << 20
+	rec := newRecorder()
+	var s atomic.Pointer[server.Server]
+	h := &funcHandler{
+		onMessage: func(c *server.Conn, op ws.OpCode, p []byte) { _ = s.Load().Broadcast(op, p) },
+		onClose:   rec.OnClose,
+	}
+	srv, addr := startServer(t, h, server.Config{Loops: 2, MaxQueuedBytes: budget, PingInterval: -1})
+	s.Store(srv)
+	fast := dialRaw(t, addr)
+	fast.handshake("/")
+	for range 20 {
+		nonReader(t, addr)
+	}
+	if !waitFor(10*time.Second, func() bool { return srv.Conns() == 21 }) {
+		t.Fatalf("%d connections", srv.Conns())
+	}
+	base := liveHeap()
+	const n = 1000 // 1000 x 8 KiB x 20 readers: 160 MB, 80 of it beyond the kernel's socket buffers
+	got := make(chan error, 1)
+	go func() {
+		for i := range n {
+			f, err := fast.readFrame()
+			if err == nil && (len(f.payload) != 8192 || f.payload[0] != byte(i)) {
+				err = errors.New("wrong message or order")
+			}
+			if err != nil {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	msg := bytes.Repeat([]byte{0}, 8192)
+	for i := range n {
+		msg[0] = byte(i)
+		fast.writeFrame(ws.OpBinary, true, msg)
+	}
+	if err := <-got; err != nil {
+		t.Fatalf("the fast reader: %v", err)
+	}
+	st := srv.Stats()
+	grew := int64(liveHeap()) - int64(base)
+	t.Logf("budget %d MiB: %d readers dropped for the budget, %d for their own limit, %.1f MiB queued at the end, live heap %+.1f MiB", budget>>20, st.BudgetDrops, st.QueueDrops, float64(st.QueuedBytes)/(1<<20), float64(grew)/(1<<20))
+	if st.BudgetDrops == 0 {
+		t.Fatalf("no reader dropped for the budget: %+v", st)
+	}
+	if st.QueuedBytes > budget || grew > 2*budget {
+		t.Fatalf("queued %d MiB, heap +%d MiB with a budget of %d MiB", st.QueuedBytes>>20, grew>>20, budget>>20)
+	}
+	for range st.BudgetDrops {
+		_, errs := rec.waitClosed(t)
+		if len(errs) != 1 || server.CloseStatus(errs[0]) != 1008 || !(errors.Is(errs[0], server.ErrServerQueueFull) || errors.Is(errs[0], server.ErrWriteQueueFull)) {
+			t.Fatalf("OnClose %v, want 1008 for a full queue", errs)
+		}
+	}
+	checkEcho(t, fast, "") // fast is still connected
+}
