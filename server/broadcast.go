@@ -10,6 +10,9 @@ type sharedFrame struct {
 	buf  *[]byte
 	n    int // payload length, for the counters
 	refs atomic.Int32
+	// queued counts the connection queues holding the frame: its bytes
+	// count once in the server's queued memory while any does.
+	queued atomic.Int32
 }
 
 // fanTarget says who receives a fan-out: every open connection when room is

@@ -36,10 +36,11 @@ type Config struct {
 	// (a slow reader); past it the connection is closed with 1008 and the
 	// handler sees ErrWriteQueueFull. Default: 4 MiB.
 	MaxWriteQueue int
-	// MaxQueuedBytes is the server-wide budget for output waiting to be sent
-	// to slow readers: the bytes gnet holds for connections whose sockets are
-	// full plus megaws's queues for them (a broadcast frame queued for many
-	// readers counts once per reader, though it is stored once). Past it,
+	// MaxQueuedBytes is the server-wide budget for the memory that output
+	// waiting for slow readers holds: what gnet copied for connections whose
+	// sockets are full, plus megaws's queues for them, where a broadcast
+	// frame queued for many readers counts once (it is stored once) plus 16
+	// bytes per reader. Past it,
 	// the connections with the most unsent bytes are dropped first (close
 	// 1008, ErrServerQueueFull) until the total is under 90% of the budget,
 	// so readers that keep up and publishers never wait for those that do

@@ -216,5 +216,17 @@ func (c *Conn) closeAsync(code ws.StatusCode, reason string, cause error) {
 	c.l.postFn(func() { c.l.startClose(c, code, reason, cause) })
 }
 
+// Queued returns the bytes waiting to be sent to c: what gnet holds for its
+// socket plus megaws's queue for it (a broadcast frame counts in full for
+// each connection it waits for). Loop only (from another goroutine, read it
+// inside Conn.Do); 0 once c is closed. A game can use it to skip or merge
+// updates for a player whose connection lags.
+func (c *Conn) Queued() int {
+	if c.state == stateGone {
+		return 0
+	}
+	return c.l.unsent(c)
+}
+
 // Clone returns a copy of b: the way to keep a payload beyond OnMessage.
 func Clone(b []byte) []byte { return append([]byte(nil), b...) }

@@ -21,12 +21,14 @@ import (
 // its congested connections on the timer wheel: every tick while they make
 // progress, backing off to every 64 ticks while they do not.
 //
-// Bounds: a connection whose unsent bytes (gnet's plus its queue) pass
-// Config.MaxWriteQueue is dropped (ErrWriteQueueFull); when all connections
-// together pass Config.MaxQueuedBytes, each loop drops its connections with
-// the most unsent bytes — the slowest readers — first (ErrServerQueueFull),
-// until the total is back under 90% of the budget. Both try to send close
-// 1008 and close the TCP connection.
+// Bounds: a connection whose unsent bytes (gnet's plus its queue, a shared
+// frame counted in full) pass Config.MaxWriteQueue is dropped
+// (ErrWriteQueueFull). The memory all queues hold together — gnet's copies,
+// owned frames, and each shared frame once however many queues hold it, plus
+// 16 bytes per queued item — is kept under Config.MaxQueuedBytes: past it
+// each loop drops its connections with the most unsent bytes, the slowest
+// readers, first (ErrServerQueueFull), until the total is back under 90% of
+// the budget. Both try to send close 1008 and close the TCP connection.
 
 // outItem is one queued frame: a shared frame (one reference held) or a
 // pooled buffer owned by the queue.
@@ -42,6 +44,34 @@ func (it outItem) data() []byte {
 	return *it.b
 }
 
+// memory returns what queuing it adds to the server's queued memory: a
+// shared frame's bytes count once, however many queues hold it.
+func (it outItem) queue() int {
+	if it.f != nil {
+		if it.f.queued.Add(1) == 1 {
+			return len(*it.f.buf) + itemOverhead
+		}
+		return itemOverhead
+	}
+	return len(*it.b) + itemOverhead
+}
+
+// dequeue releases it and returns the queued memory freed.
+func (it outItem) dequeue() int {
+	if it.f != nil {
+		n := itemOverhead
+		if it.f.queued.Add(-1) == 0 {
+			n += len(*it.f.buf)
+		}
+		it.f.release()
+		return n
+	}
+	n := len(*it.b) + itemOverhead
+	putFrameBuf(it.b)
+	return n
+}
+
+// release releases an item that was never queued.
 func (it outItem) release() {
 	if it.f != nil {
 		it.f.release()
@@ -67,7 +97,7 @@ type outState struct {
 	items []outItem // ring buffer
 	head  int
 	n     int
-	bytes int // queued frame bytes plus itemOverhead each
+	bytes int // queued frame bytes plus itemOverhead each (shared frames counted in full)
 	gnet  int // gnet's unsent bytes when last looked at
 	idx   int // position in Loop.congested
 	every uint32
@@ -166,9 +196,8 @@ func (l *Loop) enqueue(c *Conn, it outItem) {
 	}
 	o.items[(o.head+o.n)%len(o.items)] = it
 	o.n++
-	sz := len(it.data()) + itemOverhead
-	o.bytes += sz
-	l.queued += sz
+	o.bytes += len(it.data()) + itemOverhead
+	l.queued += it.queue()
 }
 
 // drain hands c's queue to gnet while gnet's own buffer for c is empty.
@@ -189,14 +218,12 @@ func (l *Loop) drain(c *Conn) {
 		// gnet copied what the socket did not take: the items are free.
 		for i := 0; i < k; i++ {
 			j := (o.head + i) % len(o.items)
-			o.items[j].release()
+			l.queued -= o.items[j].dequeue()
 			o.items[j] = outItem{}
 		}
 		o.head = (o.head + k) % len(o.items)
 		o.n -= k
-		freed := sz + k*itemOverhead
-		o.bytes -= freed
-		l.queued -= freed
+		o.bytes -= sz + k*itemOverhead
 		if c.state == stateGone {
 			return
 		}
@@ -211,12 +238,11 @@ func (l *Loop) dropQueue(c *Conn) {
 		return
 	}
 	for o.n > 0 {
-		o.items[o.head].release()
+		l.queued -= o.items[o.head].dequeue()
 		o.items[o.head] = outItem{}
 		o.head = (o.head + 1) % len(o.items)
 		o.n--
 	}
-	l.queued -= o.bytes
 	o.bytes = 0
 }
 
@@ -285,11 +311,23 @@ func (l *Loop) publishQueued() {
 	if s.queued.Load() <= s.budget || len(l.congested) == 0 {
 		return
 	}
+	// Readers that stopped reading go first, most unsent bytes first; one
+	// that is reading (its queue shrank at the last look) only when the
+	// total is far over the budget: the frames it waits for leave soon.
 	byUnsent := slices.Clone(l.congested)
-	slices.SortFunc(byUnsent, func(a, b *Conn) int { return l.unsent(b) - l.unsent(a) })
+	slices.SortFunc(byUnsent, func(a, b *Conn) int {
+		if sa, sb := a.outq().stalled(), b.outq().stalled(); sa != sb {
+			if sa {
+				return -1
+			}
+			return 1
+		}
+		return l.unsent(b) - l.unsent(a)
+	})
 	target := s.budget / 10 * 9
 	for _, c := range byUnsent {
-		if s.queued.Load() <= target {
+		q := s.queued.Load()
+		if q <= target || !c.outq().stalled() && q <= s.budget+s.budget/4 {
 			break
 		}
 		if c.state != stateOpen && c.state != stateClosing {
@@ -305,6 +343,10 @@ func (l *Loop) publishQueued() {
 		}
 	}
 }
+
+// stalled reports whether the connection's queue did not shrink at its last
+// two looks.
+func (o *outState) stalled() bool { return o.every >= 4 }
 
 // pause stops handling c's input while too much output waits for it.
 func (l *Loop) pause(c *Conn) {

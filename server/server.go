@@ -214,7 +214,10 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	if l.corked == c {
 		l.out = l.out[:0]
 	}
-	l.uncongest(c)
+	if c.outq() != nil {
+		l.uncongest(c)
+		l.publishQueued()
+	}
 	c.leaveAll()
 	if c.flags&flagOpened == 0 {
 		return gnet.None
