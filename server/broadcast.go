@@ -22,6 +22,9 @@ type fanTarget struct {
 	except *Conn
 }
 
+// noSeq marks a frame of a batch not in a fan-out log yet.
+const noSeq = ^uint64(0)
+
 // maxBatch and maxBatchBytes bound how many queued fan-outs one writev
 // carries. The byte bound is also what gnet may copy for a recipient whose
 // socket fills in the middle of a batch (later frames are queued by
@@ -44,17 +47,14 @@ func (l *Loop) deliverBatch(batch []task) {
 		payload += batch[i].frame.n
 	}
 	l.fanFrames = frames
-	// Congested recipients queue the frames by reference: reserve one
-	// reference per possible recipient up front (two atomic operations per
-	// frame instead of one per recipient) and give back the unused ones.
-	reserve := int32(l.conns)
-	if target.room != nil {
-		reserve = int32(len(target.room.loops[l.idx].members))
+	// Congested recipients queue the frames as runs of the target's log
+	// (fanlog.go); a frame joins the log when the first one needs it.
+	var g *fanLog
+	seqs := l.fanSeqs[:0]
+	for range batch {
+		seqs = append(seqs, noSeq)
 	}
-	for i := range batch {
-		batch[i].frame.refs.Add(reserve)
-	}
-	used := int32(0)
+	l.fanSeqs = seqs
 	write := func(c *Conn) {
 		if c.state != stateOpen || c == target.except || l.queueFull(c) {
 			return
@@ -62,15 +62,14 @@ func (l *Loop) deliverBatch(batch []task) {
 		l.stats.msgsOut += uint64(len(frames))
 		l.stats.bytesOut += uint64(payload)
 		if l.congestedNow(c) {
-			if used == reserve {
-				for i := range batch {
-					batch[i].frame.refs.Add(1)
-				}
-				reserve++
+			if g == nil {
+				g = l.logFor(target)
 			}
-			used++
 			for i := range batch {
-				l.enqueue(c, outItem{f: batch[i].frame})
+				if seqs[i] == noSeq {
+					seqs[i] = l.logAppend(g, batch[i].frame)
+				}
+				l.enqueueLog(c, g, seqs[i])
 			}
 			return
 		}
@@ -88,11 +87,6 @@ func (l *Loop) deliverBatch(batch []task) {
 		l.each(write)
 	} else {
 		target.room.each(l, write)
-	}
-	if unused := reserve - used; unused != 0 {
-		for i := range batch {
-			batch[i].frame.refs.Add(-unused)
-		}
 	}
 	for i := range frames {
 		frames[i] = nil

@@ -56,6 +56,9 @@ type Loop struct {
 	queued    int
 	queuedPub int
 	drainIOV  [][]byte
+	bcastLog  *fanLog  // broadcast frames congested connections wait for
+	shedding  bool     // publishQueued is dropping connections
+	fanSeqs   []uint64 // the log sequence numbers of the batch being delivered
 
 	req   Request // the handshake being handled, reused
 	tasks taskQueue

@@ -30,35 +30,43 @@ import (
 // readers, first (ErrServerQueueFull), until the total is back under 90% of
 // the budget. Both try to send close 1008 and close the TCP connection.
 
-// outItem is one queued frame: a shared frame (one reference held) or a
-// pooled buffer owned by the queue.
+// outItem is one queued entry: a pooled buffer owned by the queue, a shared
+// frame (one reference held; SendTo), or a run of consecutive frames of a
+// fan-out log (a broadcast or room sequence, see fanlog.go), which costs the
+// connection nothing per frame.
 type outItem struct {
-	f *sharedFrame
-	b *[]byte
+	b        *[]byte
+	f        *sharedFrame
+	log      *fanLog
+	from, to uint64 // the log's frames from..to, inclusive
 }
 
-func (it outItem) data() []byte {
-	if it.f != nil {
-		return *it.f.buf
-	}
-	return *it.b
-}
+// itemOverhead is what a queued item costs besides its frames' bytes; it is
+// counted with them.
+const itemOverhead = 40
 
-// memory returns what queuing it adds to the server's queued memory: a
+// queue returns the memory that queuing it adds to the server's account: a
 // shared frame's bytes count once, however many queues hold it.
 func (it outItem) queue() int {
-	if it.f != nil {
+	switch {
+	case it.b != nil:
+		return len(*it.b) + itemOverhead
+	case it.f != nil:
 		if it.f.queued.Add(1) == 1 {
 			return len(*it.f.buf) + itemOverhead
 		}
-		return itemOverhead
 	}
-	return len(*it.b) + itemOverhead
+	return itemOverhead
 }
 
-// dequeue releases it and returns the queued memory freed.
+// dequeue releases what it holds and returns the memory freed.
 func (it outItem) dequeue() int {
-	if it.f != nil {
+	switch {
+	case it.b != nil:
+		n := len(*it.b) + itemOverhead
+		putFrameBuf(it.b)
+		return n
+	case it.f != nil:
 		n := itemOverhead
 		if it.f.queued.Add(-1) == 0 {
 			n += len(*it.f.buf)
@@ -66,23 +74,37 @@ func (it outItem) dequeue() int {
 		it.f.release()
 		return n
 	}
-	n := len(*it.b) + itemOverhead
-	putFrameBuf(it.b)
-	return n
+	return itemOverhead + it.log.unpin(it.from, it.to)
 }
 
-// release releases an item that was never queued.
+// release releases a buffer or frame that was never queued.
 func (it outItem) release() {
 	if it.f != nil {
 		it.f.release()
-	} else {
+	} else if it.b != nil {
 		putFrameBuf(it.b)
 	}
 }
 
-// itemOverhead is what a queued item costs besides its frame bytes; it is
-// counted with them.
-const itemOverhead = 16
+// appendData appends the item's frames to iov while it has room and sz stays
+// under limit; it returns the new iov, the bytes added and how many frames of
+// a log run were taken (the run's first ones).
+func (it *outItem) appendData(iov [][]byte, sz, limit int) ([][]byte, int, uint64) {
+	switch {
+	case it.b != nil:
+		return append(iov, *it.b), len(*it.b), 1
+	case it.f != nil:
+		return append(iov, *it.f.buf), len(*it.f.buf), 1
+	}
+	added, taken := 0, uint64(0)
+	for seq := it.from; seq <= it.to && len(iov) < cap(iov) && sz+added < limit; seq++ {
+		b := it.log.frame(seq)
+		iov = append(iov, b)
+		added += len(b)
+		taken++
+	}
+	return iov, added, taken
+}
 
 // maxPollTicks bounds the backoff between looks at a congested connection
 // that makes no progress.
@@ -179,7 +201,7 @@ func (l *Loop) noteGnet(c *Conn, o *outState) {
 	o.gnet = g
 }
 
-// enqueue appends it to c's queue (c must not be gone).
+// enqueue appends it (a buffer or a shared frame) to c's queue.
 func (l *Loop) enqueue(c *Conn, it outItem) {
 	if c.state == stateGone {
 		it.release()
@@ -187,8 +209,45 @@ func (l *Loop) enqueue(c *Conn, it outItem) {
 	}
 	l.congest(c)
 	o := c.ext.out
+	o.push(it)
+	if it.b != nil {
+		o.bytes += len(*it.b) + itemOverhead
+	} else {
+		o.bytes += len(*it.f.buf) + itemOverhead
+	}
+	l.queued += it.queue()
+}
+
+// enqueueLog queues frame seq of log g for c: it extends c's last item when
+// that is the run just before seq, so a congested member of a busy room or
+// of a broadcast costs a few plain operations per frame, no memory.
+func (l *Loop) enqueueLog(c *Conn, g *fanLog, seq uint64) {
+	if c.state == stateGone {
+		return
+	}
+	o := c.outq()
+	if o == nil {
+		l.congest(c)
+		o = c.ext.out
+	}
+	g.pin(seq)
+	n := len(g.frame(seq))
+	o.bytes += n
+	if o.n > 0 {
+		if last := &o.items[(o.head+o.n-1)%len(o.items)]; last.log == g && last.to+1 == seq {
+			last.to = seq
+			return
+		}
+	}
+	o.push(outItem{log: g, from: seq, to: seq})
+	o.bytes += itemOverhead
+	l.queued += itemOverhead
+}
+
+// push appends it to the ring.
+func (o *outState) push(it outItem) {
 	if o.n == len(o.items) {
-		grown := make([]outItem, max(8, 2*len(o.items)))
+		grown := make([]outItem, max(4, 2*len(o.items)))
 		for i := 0; i < o.n; i++ {
 			grown[i] = o.items[(o.head+i)%len(o.items)]
 		}
@@ -196,8 +255,6 @@ func (l *Loop) enqueue(c *Conn, it outItem) {
 	}
 	o.items[(o.head+o.n)%len(o.items)] = it
 	o.n++
-	o.bytes += len(it.data()) + itemOverhead
-	l.queued += it.queue()
 }
 
 // drain hands c's queue to gnet while gnet's own buffer for c is empty.
@@ -205,11 +262,22 @@ func (l *Loop) drain(c *Conn) {
 	o := c.outq()
 	for o != nil && o.n > 0 && c.state != stateGone && c.gc.OutboundBuffered() == 0 {
 		iov := l.drainIOV[:0]
-		k, sz := 0, 0
-		for k < o.n && k < 1024 && sz < drainBytes {
-			b := o.items[(o.head+k)%len(o.items)].data()
-			iov = append(iov, b)
-			sz += len(b)
+		if cap(iov) < 1024 {
+			iov = make([][]byte, 0, 1024)
+		}
+		sz := 0
+		// Take whole items and, at the end, possibly the head of a log run.
+		k, partial := 0, uint64(0)
+		for k < o.n && len(iov) < cap(iov) && sz < drainBytes {
+			it := &o.items[(o.head+k)%len(o.items)]
+			var added int
+			var taken uint64
+			iov, added, taken = it.appendData(iov, sz, drainBytes)
+			sz += added
+			if it.log != nil && it.from+taken <= it.to {
+				partial = taken
+				break
+			}
 			k++
 		}
 		_, _ = c.gc.Writev(iov)
@@ -224,6 +292,11 @@ func (l *Loop) drain(c *Conn) {
 		o.head = (o.head + k) % len(o.items)
 		o.n -= k
 		o.bytes -= sz + k*itemOverhead
+		if partial > 0 {
+			it := &o.items[o.head]
+			l.queued -= it.log.unpin(it.from, it.from+partial-1)
+			it.from += partial
+		}
 		if c.state == stateGone {
 			return
 		}
@@ -304,13 +377,12 @@ func (o *outState) dueBy(t uint32) bool { return int32(t-o.next) >= 0 }
 // and, when the total is over budget, drops this loop's slowest readers.
 func (l *Loop) publishQueued() {
 	s := l.s
-	if d := l.queued - l.queuedPub; d != 0 {
-		s.queued.Add(int64(d))
-		l.queuedPub = l.queued
-	}
-	if s.queued.Load() <= s.budget || len(l.congested) == 0 {
+	l.flushQueued()
+	if s.queued.Load() <= s.budget || len(l.congested) == 0 || l.shedding {
 		return
 	}
+	l.shedding = true
+	defer func() { l.shedding = false }()
 	// Readers that stopped reading go first, most unsent bytes first; one
 	// that is reading (its queue shrank at the last look) only when the
 	// total is far over the budget: the frames it waits for leave soon.
@@ -326,21 +398,26 @@ func (l *Loop) publishQueued() {
 	})
 	target := s.budget / 10 * 9
 	for _, c := range byUnsent {
+		if c.state != stateOpen && c.state != stateClosing || c.outq() == nil {
+			continue
+		}
 		q := s.queued.Load()
 		if q <= target || !c.outq().stalled() && q <= s.budget+s.budget/4 {
 			break
-		}
-		if c.state != stateOpen && c.state != stateClosing {
-			continue
 		}
 		if l.unsent(c) == 0 {
 			break
 		}
 		l.dropSlow(c, ErrServerQueueFull)
-		if d := l.queued - l.queuedPub; d != 0 {
-			s.queued.Add(int64(d))
-			l.queuedPub = l.queued
-		}
+		l.flushQueued()
+	}
+}
+
+// flushQueued adds the loop's change of queued memory to the server's total.
+func (l *Loop) flushQueued() {
+	if d := l.queued - l.queuedPub; d != 0 {
+		l.s.queued.Add(int64(d))
+		l.queuedPub = l.queued
 	}
 }
 

@@ -44,6 +44,7 @@ type roomLoop struct {
 	// queued only on loops where it is positive.
 	refs    atomic.Int32
 	members []*Conn // loop only
+	log     *fanLog // loop only: frames its congested members wait for
 }
 
 // membership is a room a connection is in and its index in the room's

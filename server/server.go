@@ -216,7 +216,7 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	}
 	if c.outq() != nil {
 		l.uncongest(c)
-		l.publishQueued()
+		l.flushQueued()
 	}
 	c.leaveAll()
 	if c.flags&flagOpened == 0 {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -167,3 +169,66 @@ func TestServerOutputBudget(t *testing.T) {
 	}
 	checkEcho(t, fast, "") // fast is still connected
 }
+
+// TestCongestedOrdering: a member that reads late gets its own answers,
+// the room's publishes (but not those that except it) and its Sends, each in
+// the order they were made, while its output waits in megaws's queue.
+func TestCongestedOrdering(t *testing.T) {
+	var rp atomic.Pointer[server.Room]
+	sends := make(chan *server.Conn, 1<<14)
+	go func() { // Sends from one goroutine, in order
+		i := 0
+		for c := range sends {
+			_ = c.Send(ws.OpText, []byte("send "+itoa(i)))
+			i++
+		}
+	}()
+	defer close(sends)
+	h := &funcHandler{
+		onOpen: func(c *server.Conn) { _ = rp.Load().Join(c) },
+		onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
+			i := string(p)
+			_ = c.WriteMessage(ws.OpText, []byte("echo "+i+" "+string(bytes.Repeat([]byte("e"), 8000))))
+			if len(i)%3 == 0 {
+				_ = rp.Load().PublishExcept(c, ws.OpText, []byte("not for you "+i))
+			}
+			_ = rp.Load().Publish(ws.OpText, []byte("room "+i+" "+string(bytes.Repeat([]byte("r"), 8000))))
+			sends <- c
+		},
+	}
+	srv, addr := startServer(t, h, server.Config{Loops: 1, PingInterval: -1, MaxWriteQueue: 64 << 20})
+	rp.Store(srv.Room("r"))
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	other := nonReader(t, addr) // a second member, congested too
+	_ = other
+	if !waitFor(5*time.Second, func() bool { return rp.Load().Len() == 2 }) {
+		t.Fatal("members did not join")
+	}
+	const n = 2000 // 32 MB of answers: more than the sockets hold
+	go func() {
+		for i := range n {
+			if _, err := c.Conn.Write(clientFrame(ws.OpText, true, 0, []byte(itoa(i)))); err != nil {
+				return
+			}
+		}
+	}()
+	time.Sleep(300 * time.Millisecond) // let the answers back up first
+	// Each stream arrives whole and in order: direct answers, room
+	// publishes (queued on the loop after the callback) and Sends.
+	next := map[string]int{}
+	for next["echo"] < n || next["room"] < n || next["send"] < n {
+		f := c.mustFrame()
+		kind, rest, _ := strings.Cut(string(f.payload), " ")
+		num, _, _ := strings.Cut(rest, " ")
+		if kind != "echo" && kind != "room" && kind != "send" || num != itoa(next[kind]) {
+			t.Fatalf("got %.30q, want %s %d (have %v)", f.payload, kind, next[kind], next)
+		}
+		next[kind]++
+	}
+	if st := srv.Stats(); st.ReadPauses == 0 {
+		t.Fatalf("the answers never backed up (no read pause): %+v", st)
+	}
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
