@@ -3,19 +3,23 @@ package server
 // fanLog is one loop's record of the fan-out frames of one target (every
 // connection, or a room) that congested connections still wait for. A
 // congested recipient queues a run of the log's sequence numbers instead of
-// one reference per frame: consecutive broadcasts extend its run, and each
-// frame carries a count of the runs that cover it, which only this loop
-// touches (no atomic operation per recipient). Frames leave the log from its
-// front once no run covers them.
+// one reference per frame, and consecutive broadcasts extend its run. How
+// many runs cover each frame is kept as a difference array — a run from..to
+// adds one at from and takes one at to+1 — so starting, extending and
+// dropping a run are O(1) whatever its length, and only this loop touches
+// the counts (no atomic operation per recipient). Frames leave the log from
+// its front once no run covers them: the running sum from the front is then
+// zero.
 type fanLog struct {
 	entries []logEntry // ring
 	head, n int
 	base    uint64 // sequence number of entries[head]
+	tail    int32  // delta of the next frame to be appended
 }
 
 type logEntry struct {
-	f    *sharedFrame
-	pins int32 // queued runs covering the frame
+	f     *sharedFrame
+	delta int32 // runs starting here minus runs that ended just before
 }
 
 // logEntryOverhead is the memory a log entry counts besides its frame.
@@ -44,7 +48,8 @@ func (l *Loop) logAppend(g *fanLog, f *sharedFrame) uint64 {
 		g.entries, g.head = grown, 0
 	}
 	f.refs.Add(1)
-	g.entries[(g.head+g.n)%len(g.entries)] = logEntry{f: f}
+	g.entries[(g.head+g.n)%len(g.entries)] = logEntry{f: f, delta: g.tail}
+	g.tail = 0
 	g.n++
 	l.queued += logEntryOverhead
 	if f.queued.Add(1) == 1 {
@@ -60,17 +65,34 @@ func (g *fanLog) entry(seq uint64) *logEntry {
 // frame returns the bytes of frame seq.
 func (g *fanLog) frame(seq uint64) []byte { return *g.entry(seq).f.buf }
 
-// pin counts one more run covering seq.
-func (g *fanLog) pin(seq uint64) { g.entry(seq).pins++ }
-
-// unpin drops a run covering from..to and releases the frames at the front
-// of the log that no run covers any more. It returns the memory freed.
-func (g *fanLog) unpin(from, to uint64) int {
-	for seq := from; seq <= to; seq++ {
-		g.entry(seq).pins--
+// add adds d to the delta at seq (the tail when seq is past the end).
+func (g *fanLog) add(seq uint64, d int32) {
+	if seq == g.base+uint64(g.n) {
+		g.tail += d
+		return
 	}
+	g.entry(seq).delta += d
+}
+
+// pin starts a run at seq.
+func (g *fanLog) pin(seq uint64) {
+	g.add(seq, 1)
+	g.add(seq+1, -1)
+}
+
+// extend lengthens the run that ends at to by one frame.
+func (g *fanLog) extend(to uint64) {
+	g.add(to+1, 1)
+	g.add(to+2, -1)
+}
+
+// unpin drops the run from..to and releases the frames at the front of the
+// log that no run covers any more. It returns the memory freed.
+func (g *fanLog) unpin(from, to uint64) int {
+	g.add(from, -1)
+	g.add(to+1, 1)
 	freed := 0
-	for g.n > 0 && g.entries[g.head].pins == 0 {
+	for g.n > 0 && g.entries[g.head].delta == 0 {
 		e := &g.entries[g.head]
 		freed += logEntryOverhead
 		if e.f.queued.Add(-1) == 0 {

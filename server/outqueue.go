@@ -230,15 +230,15 @@ func (l *Loop) enqueueLog(c *Conn, g *fanLog, seq uint64) {
 		l.congest(c)
 		o = c.ext.out
 	}
-	g.pin(seq)
-	n := len(g.frame(seq))
-	o.bytes += n
+	o.bytes += len(g.frame(seq))
 	if o.n > 0 {
 		if last := &o.items[(o.head+o.n-1)%len(o.items)]; last.log == g && last.to+1 == seq {
+			g.extend(last.to)
 			last.to = seq
 			return
 		}
 	}
+	g.pin(seq)
 	o.push(outItem{log: g, from: seq, to: seq})
 	o.bytes += itemOverhead
 	l.queued += itemOverhead
