@@ -18,9 +18,10 @@
 // # Threading model
 //
 // A server runs Config.Loops event loops (default: one per CPU), each a
-// goroutine that owns a share of the connections; besides them the server
-// keeps one goroutine that drives the timers. There is no goroutine per
-// connection, and an idle connection holds no read or write buffer.
+// goroutine that owns a share of the connections. There is no goroutine per
+// connection, and an idle connection holds no read or write buffer. Nothing
+// ticks: each loop arms one runtime timer for its earliest deadline, so an
+// idle server sleeps until a deadline is due.
 //
 // Everything megaws calls runs on the event loop that owns the connection,
 // one call at a time per loop:
@@ -43,15 +44,35 @@
 //
 // # Which methods are safe where
 //
-// Safe from any goroutine: Server.Room, Server.Broadcast, Server.SendTo,
-// Server.Stats, Server.Conns, Server.Stop; Room.Join, Room.Leave,
-// Room.Publish, Room.PublishExcept, Room.Len; Conn.Send, Conn.Ping,
-// Conn.Close, Conn.Do, Conn.ID, Conn.Path, Conn.Loop; Loop.Index. None of them
-// blocks on the network: they queue work for the loops. Each loop runs that
-// work in the order it was queued, so a message published after Room.Join
-// returns reaches the new member, and a Send followed by a Close delivers the
-// message before the close frame. Consecutive publishes to the same room (or
-// broadcasts) are written to each recipient with a single writev.
+// Safe from any goroutine, the loops' own callbacks included: Server.Room,
+// Server.Broadcast, Server.SendTo, Server.Stats, Server.Conns, Server.Stop;
+// Room.Join, Room.Leave, Room.Publish, Room.PublishExcept, Room.Len;
+// Conn.Send, Conn.Ping, Conn.Close, Conn.Do, Conn.ID, Conn.Path,
+// Conn.Protocol, Conn.Compressed, Conn.Loop; Loop.Index. None of them blocks
+// on the network or waits for a loop: they queue work for the loops, and the
+// queries (Stats, Room.Len, Conns) read counters the loops keep up to date.
+// Stop, called from a callback, starts the graceful stop in the background
+// and returns at once (the loop has to keep running for its connections to
+// close). Each loop runs queued work in the order it was queued, so a
+// message published after Room.Join returns reaches the new member, and a
+// Send followed by a Close delivers the message before the close frame.
+// Consecutive publishes to the same room (or broadcasts) are written to each
+// recipient with a single writev.
+//
+// After a connection closed, Send, Ping, Do and Room.Join return ErrClosed
+// (Close does nothing); after Stop, Broadcast, Publish, SendTo and Join
+// return ErrServerStopped, and Stats keeps its last figures.
+//
+// # Panics
+//
+// A panic in a Handler method or in a function megaws runs on a loop
+// (Conn.AfterFunc, Loop.AfterFunc, Conn.Do, Ticker.OnTick) is recovered: the
+// connection it ran for is closed with 1011 (OnUpgrade and ServeHTTP answer
+// HTTP 500), OnClose gets a *CloseError whose Err is a *PanicError (matching
+// ErrHandlerPanic) with the panic value and stack, the panic is logged with
+// its stack (at most 10 lines a second) and counted in Stats.Panics, and the
+// loop goes on serving its other connections. Config.NoRecover turns this
+// off for debugging.
 //
 // Loop only (from a callback running on the connection's loop): Conn.WriteMessage,
 // Conn.WriteText, Conn.WriteBinary, Conn.Context, Conn.SetContext,
@@ -76,9 +97,22 @@
 // Room.Publish, Room.PublishExcept, Server.Broadcast and Server.SendTo encode
 // the frame once into a pooled buffer shared by every recipient, and each
 // loop writes those same bytes to its own members: no per-recipient copy or
-// allocation. A recipient that does not read is bounded by
-// Config.MaxWriteQueue, never by memory growing without end. Rooms are left
-// automatically when a connection closes.
+// allocation. Publish queues work only on the loops that have members. Rooms
+// are left automatically when a connection closes, and a room without
+// members costs nothing: the server keeps no state for it.
+//
+// # Slow readers and backpressure
+//
+// When a peer's socket is full, its further output waits in megaws's queue
+// for it — a broadcast or room frame as a run of a per-loop log that every
+// lagging reader shares, its own frames as their pooled buffers — and is
+// handed to the socket as it drains. A peer whose unsent bytes pass
+// Config.MaxWriteQueue, or the readers that stopped reading and hold the
+// most when the queues together hold more than Config.MaxQueuedBytes, are
+// sent close 1008 and dropped (ErrWriteQueueFull, ErrServerQueueFull). While
+// more than Config.WriteHighWater waits for a peer, its input is not handled;
+// the input it sends meanwhile is held up to Config.MaxReadQueue
+// (ErrReadQueueFull beyond).
 //
 // # Limits
 //
@@ -93,6 +127,9 @@
 //	handshake time      HandshakeTimeout       10 s       TCP close
 //	message size        MaxMessageSize         16 MiB     close 1009, checked after reassembly and decompression
 //	slow reader         MaxWriteQueue          4 MiB      close 1008, ErrWriteQueueFull
+//	all slow readers    MaxQueuedBytes         RAM/8<=1GiB  close 1008 to the slowest, ErrServerQueueFull
+//	input while paused  MaxReadQueue           16+1 MiB   close 1008, ErrReadQueueFull
+//	open files          ReserveFDs             1%, 64-1024  HTTP 503 right after accept
 //	silence             PingInterval           25 s       a ping
 //	silence, pongs too  IdleTimeout            60 s       close 1001, ErrIdleTimeout
 //	close handshake     CloseTimeout           5 s        TCP close, ErrCloseTimeout
@@ -115,7 +152,8 @@
 //
 // Server.Stats sums the counters that each loop keeps for itself (messages and
 // bytes each way, handshakes, refusals by HTTP status, close codes, protocol
-// errors by kind, write-queue drops), so counting costs the hot path no shared
-// atomic; it is meant for scrapes. `megaws serve --admin` exports it to
-// Prometheus.
+// errors by kind, drops of slow readers, panics, descriptors shed, output
+// queued). A loop counts in plain fields and publishes them to atomics once
+// per event, so counting costs the hot path no shared atomic and Stats never
+// waits for a loop. `megaws serve --admin` exports it to Prometheus.
 package server
