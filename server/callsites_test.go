@@ -423,3 +423,25 @@ func (c *rawConn) answerClose(code ws.StatusCode) error {
 		return nil
 	}
 }
+
+// TestLoopLag: a callback that blocks its loop shows up as loop lag.
+func TestLoopLag(t *testing.T) {
+	h := &funcHandler{onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
+		time.Sleep(300 * time.Millisecond) // a handler that blocks: what the figure is for
+		_ = c.WriteMessage(op, p)
+	}}
+	s, addr := startServer(t, h, server.Config{Loops: 1})
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	c.writeFrame(ws.OpText, true, []byte("block"))
+	// Work queued while the loop is blocked waits for it.
+	time.Sleep(50 * time.Millisecond)
+	_ = s.Broadcast(ws.OpText, []byte("queued"))
+	c.mustFrame()
+	c.mustFrame()
+	st := s.Stats()
+	if len(st.LoopLagMax) != 1 || st.LoopLagMax[0] < 200*time.Millisecond {
+		t.Fatalf("LoopLagMax %v, want >= 200ms after a 300 ms block", st.LoopLagMax)
+	}
+	t.Logf("loop lag %v, max %v", st.LoopLag, st.LoopLagMax)
+}

@@ -143,6 +143,12 @@ type Config struct {
 	// for OnUpgrade and ServeHTTP); the loop goes on serving the others.
 	NoRecover bool
 
+	// Broker, when set, joins this server to a cluster of megaws nodes
+	// sharing the broker (broker/nats, broker/redis): room publishes,
+	// broadcasts and Server.SendToID reach the other nodes' connections too.
+	// Default: nil, a single node.
+	Broker Broker
+
 	// Logger receives lifecycle and error logs, never per-message logs.
 	// Default: discard.
 	Logger *slog.Logger

@@ -56,9 +56,10 @@ type Loop struct {
 	queued    int
 	queuedPub int
 	drainIOV  [][]byte
-	bcastLog  *fanLog  // broadcast frames congested connections wait for
-	shedding  bool     // publishQueued is dropping connections
-	fanSeqs   []uint64 // the log sequence numbers of the batch being delivered
+	bcastLog  *fanLog          // broadcast frames congested connections wait for
+	shedding  bool             // publishQueued is dropping connections
+	byID      map[uint64]*Conn // the loop's connections by id, in a cluster (SendToID)
+	fanSeqs   []uint64         // the log sequence numbers of the batch being delivered
 
 	req   Request // the handshake being handled, reused
 	tasks taskQueue
@@ -77,6 +78,9 @@ func newLoop(s *Server, el gnet.EventLoop, idx int) *Loop {
 	l.cursor = l.clock / int64(s.res)
 	l.nextTick = l.now
 	l.tasks.run = gnet.RunnableFunc(l.runTasks)
+	if s.cluster != nil {
+		l.byID = make(map[uint64]*Conn)
+	}
 	l.advanceFn = l.advance
 	l.wakeTimer = time.AfterFunc(time.Hour, func() { l.postFn(l.advanceFn) })
 	l.wakeTimer.Stop()

@@ -103,6 +103,9 @@ func (r *Room) Join(c *Conn) error {
 			s.rooms = make(map[string]*roomState)
 		}
 		s.rooms[r.name] = st
+		if s.cluster != nil {
+			_ = s.cluster.b.Subscribe(roomChannel(r.name))
+		}
 	}
 	st.refs.Add(1)
 	st.loops[c.l.idx].refs.Add(1)
@@ -221,6 +224,9 @@ func (st *roomState) release(s *Server, l *Loop) {
 	if st.refs.Load() == 0 && s.rooms[st.room.name] == st {
 		delete(s.rooms, st.room.name)
 		st.dead.Store(true)
+		if s.cluster != nil {
+			_ = s.cluster.b.Unsubscribe(roomChannel(st.room.name))
+		}
 	}
 	s.roomsMu.Unlock()
 }
@@ -252,14 +258,17 @@ func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
 }
 
 func (r *Room) publish(except *Conn, op ws.OpCode, payload []byte) error {
-	if err := r.s.checkPublish(op, payload); err != nil {
+	s := r.s
+	if err := s.checkPublish(op, payload); err != nil {
 		return err
 	}
-	st := r.state()
-	if st == nil {
-		return nil
+	if st := r.state(); st != nil {
+		_ = s.fanoutTo(op, payload, fanTarget{room: st, except: except})
 	}
-	return r.s.fanoutTo(op, payload, fanTarget{room: st, except: except})
+	if cl := s.cluster; cl != nil {
+		return cl.publish(roomChannel(r.name), cl.envelope(envRoom, r.name, 0, op, payload))
+	}
+	return nil
 }
 
 // each calls fn for every member on loop l. It walks the members from the
@@ -302,7 +311,11 @@ func (s *Server) Broadcast(op ws.OpCode, payload []byte) error {
 	if err := s.checkPublish(op, payload); err != nil {
 		return err
 	}
-	return s.fanoutTo(op, payload, fanTarget{})
+	_ = s.fanoutTo(op, payload, fanTarget{})
+	if cl := s.cluster; cl != nil {
+		return cl.publish(chanAll, cl.envelope(envAll, "", 0, op, payload))
+	}
+	return nil
 }
 
 // checkPublish validates a fan-out before anything is encoded.

@@ -47,6 +47,7 @@ type Server struct {
 	mu    sync.Mutex
 	loops []*Loop
 
+	cluster   *cluster   // nil without Config.Broker
 	logLimit  logLimiter // rate of error log lines about connections (panics)
 	shedLog   logLimiter // rate of warnings about shed connections
 	fdCeiling int        // connections on descriptors from here on are shed; 0: no check
@@ -67,6 +68,9 @@ func New(h Handler, cfg Config) *Server {
 	}
 	s.res = c.TimerResolution
 	s.budget = int64(c.MaxQueuedBytes)
+	if c.Broker != nil {
+		s.cluster = newCluster(c.Broker)
+	}
 	// Keepalive and idle deadlines share wake-ups (see keepaliveSlots).
 	grain := time.Second
 	for _, d := range []time.Duration{c.PingInterval, c.IdleTimeout} {
@@ -94,6 +98,14 @@ func (s *Server) ListenAndServe(addr string) error {
 	}
 	defer release()
 	s.fdCeiling = reserveFDs(s.cfg.ReserveFDs)
+	if cl := s.cluster; cl != nil {
+		if err := cl.b.Start(s.deliver); err != nil {
+			return fmt.Errorf("megaws: broker: %w", err)
+		}
+		defer func() { _ = cl.b.Close() }()
+		_ = cl.b.Subscribe(chanAll)
+		_ = cl.b.Subscribe(chanNodePfx + cl.nodeS)
+	}
 	err = gnet.Run(&engine{s: s}, "tcp://"+bindAddr,
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
@@ -189,8 +201,12 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l := s.loopOf(gc.EventLoop())
 	l.refresh()
-	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1), slot: noSlot}
+	// The id carries the loop index, so SendToID finds the loop at once.
+	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)<<8 | uint64(l.idx&0xff), slot: noSlot}
 	gc.SetContext(c)
+	if l.byID != nil {
+		l.byID[c.id] = c
+	}
 	l.conns++
 	l.arm(c)
 	return nil, gnet.None
@@ -205,6 +221,9 @@ func (s *Server) onClose(gc gnet.Conn, err error) gnet.Action {
 	l := c.l
 	unlink(c)
 	l.conns--
+	if l.byID != nil {
+		delete(l.byID, c.id)
+	}
 	c.state = stateGone
 	c.sendq.Store(sendqClosed)
 	if c.ext != nil && c.ext.asm != nil {

@@ -3,6 +3,7 @@ package server
 import (
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -26,6 +27,11 @@ type loopStats struct {
 	readPauses     atomic.Uint64
 	panics         atomic.Uint64
 	fdShed         atomic.Uint64
+	// lag is the latest loop lag: how long the loop's queued work waited
+	// before it ran; lagMax[w] the largest in lagWindow w (alternating).
+	lag    atomic.Int64
+	lagMax [2]atomic.Int64
+	lagWin atomic.Int64 // the window lagMax[lagWin%2] belongs to
 
 	mu             sync.Mutex
 	panicsBy       map[string]uint64        // recovered panics by callback
@@ -45,6 +51,37 @@ func (st *loopStats) publish() {
 		st.pub.msgsOut.Store(st.msgsOut)
 		st.pub.bytesOut.Store(st.bytesOut)
 	}
+}
+
+// lagWindow is the period over which Stats.LoopLagMax reports the largest
+// loop lag.
+const lagWindow = 10 * time.Second
+
+// lagged records the lag of a batch of queued work. Loop only.
+func (st *loopStats) lagged(d time.Duration) {
+	st.lag.Store(int64(d))
+	w := time.Now().UnixNano() / int64(lagWindow)
+	if old := st.lagWin.Load(); old != w {
+		st.lagMax[w%2].Store(0)
+		st.lagWin.Store(w)
+	}
+	if m := &st.lagMax[w%2]; int64(d) > m.Load() {
+		m.Store(int64(d))
+	}
+}
+
+// lagMaxNow returns the largest lag of the current and previous window.
+func (st *loopStats) lagMaxNow() time.Duration {
+	w := time.Now().UnixNano() / int64(lagWindow)
+	cur := st.lagWin.Load()
+	var m int64
+	if cur == w || cur == w-1 {
+		m = st.lagMax[cur%2].Load()
+		if cur == w {
+			m = max(m, st.lagMax[(cur+1)%2].Load())
+		}
+	}
+	return time.Duration(m)
 }
 
 func (st *loopStats) answered(status int) {
@@ -104,9 +141,19 @@ type Stats struct {
 	// ReadQueueDrops counts connections closed because they went on sending
 	// while they did not read (MaxReadQueue).
 	ReadQueueDrops uint64
-	// QueuedBytes is the output waiting for congested connections now.
+	// ClusterOut counts messages handed to the broker (Config.Broker),
+	// ClusterIn messages from other nodes delivered here, ClusterDrops
+	// messages the broker could not take (lost for the other nodes).
+	ClusterOut, ClusterIn, ClusterDrops uint64
+	// QueuedBytes is the memory held by output waiting for congested
+	// connections now (see Config.MaxQueuedBytes).
 	QueuedBytes int64
-	ReadPauses  uint64 // times reading paused for backpressure (WriteHighWater)
+	// LoopLag is, per loop, how long the work most recently queued for it
+	// (Send, Publish, Do, timers) waited before the loop ran it, and
+	// LoopLagMax the largest such wait in the last 10 to 20 seconds. A
+	// callback that blocks, or a loop that is saturated, shows here first.
+	LoopLag, LoopLagMax []time.Duration
+	ReadPauses          uint64 // times reading paused for backpressure (WriteHighWater)
 	// Panics counts panics recovered from handler callbacks and functions run
 	// on the loops (Config.NoRecover turns recovery off).
 	Panics uint64
@@ -149,8 +196,13 @@ func (s *Server) Stats() Stats {
 		CloseCodes:       map[ws.StatusCode]uint64{},
 		ProtocolErrors:   map[string]uint64{},
 	}
+	if cl := s.cluster; cl != nil {
+		st.ClusterOut, st.ClusterIn, st.ClusterDrops = cl.out.Load(), cl.in.Load(), cl.drops.Load()
+	}
 	for _, l := range s.loopList() {
 		ls := &l.stats
+		st.LoopLag = append(st.LoopLag, time.Duration(ls.lag.Load()))
+		st.LoopLagMax = append(st.LoopLagMax, ls.lagMaxNow())
 		st.Handshakes += ls.handshakes.Load()
 		st.MessagesIn += ls.pub.msgsIn.Load()
 		st.MessagesOut += ls.pub.msgsOut.Load()

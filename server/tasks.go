@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"sync"
+	"time"
 
 	"github.com/panjf2000/gnet/v2"
 )
@@ -27,6 +28,7 @@ type taskQueue struct {
 	mu        sync.Mutex
 	q, spare  []task
 	scheduled bool
+	since     time.Time // when the queue last became non-empty (loop lag)
 	run       gnet.Runnable
 }
 
@@ -38,6 +40,9 @@ func (l *Loop) post(t task) bool {
 	tq.q = append(tq.q, t)
 	wake := !tq.scheduled
 	tq.scheduled = true
+	if wake {
+		tq.since = time.Now()
+	}
 	tq.mu.Unlock()
 	if !wake {
 		return true
@@ -62,7 +67,9 @@ func (l *Loop) runTasks(context.Context) error {
 	q := tq.q
 	tq.q, tq.spare = tq.spare[:0], nil
 	tq.scheduled = false
+	since := tq.since
 	tq.mu.Unlock()
+	l.stats.lagged(time.Since(since))
 	l.refresh()
 	for i := 0; i < len(q); {
 		t := &q[i]
