@@ -48,6 +48,8 @@ const (
 	cbLoopTimer = "Loop.AfterFunc"
 	cbConnDo    = "Conn.Do"
 	cbLoopFunc  = "loop task"
+	cbRoomEach  = "Room.Each"
+	cbRoomHook  = "RoomObserver"
 )
 
 // recovered handles a panic recovered on loop l from callback cb, run for c
@@ -181,6 +183,16 @@ func (l *Loop) callConn(cb string, c *Conn, fn func(*Conn)) {
 		}
 	}()
 	fn(c)
+}
+
+// callRoomHook runs a RoomObserver method for c.
+func (l *Loop) callRoomHook(hook func(*Room, *Conn), r *Room, c *Conn) {
+	defer func() {
+		if v := recover(); v != nil {
+			l.recovered(cbRoomHook, c, v)
+		}
+	}()
+	hook(r, c)
 }
 
 // callFunc runs a function that belongs to no connection (Loop.AfterFunc, a

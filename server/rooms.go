@@ -1,6 +1,7 @@
 package server
 
 import (
+	"sync"
 	"sync/atomic"
 
 	"github.com/gobwas/ws"
@@ -35,7 +36,11 @@ type roomState struct {
 	refs    atomic.Int64
 	members atomic.Int64
 	dead    atomic.Bool
-	loops   []roomLoop // indexed by Loop.Index
+	// mu guards the member lists against Members, which reads them from any
+	// goroutine; the loops write them under it (joins and leaves, not the hot
+	// path) and read their own without it.
+	mu    sync.Mutex
+	loops []roomLoop // indexed by Loop.Index
 }
 
 // roomLoop is a room's share of one loop.
@@ -151,6 +156,75 @@ func (r *Room) Len() int {
 	return int(st.members.Load())
 }
 
+// Members returns the room's members, on every loop. Any goroutine, event
+// loop callbacks included: it never waits for a loop (it copies the member
+// lists under the room's lock). Joins and leaves still queued are not
+// reflected; a member may close right after the call. Use Each to act on
+// the members from their own loops.
+func (r *Room) Members() []*Conn {
+	st := r.state()
+	if st == nil {
+		return nil
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	out := make([]*Conn, 0, st.members.Load())
+	for i := range st.loops {
+		out = append(out, st.loops[i].members...)
+	}
+	return out
+}
+
+// Each runs fn(c) for every member c, each on c's own event loop (so fn may
+// use the loop-only methods of c), in order with the loop's other work. Any
+// goroutine; it never blocks: fn runs later, once per member present when
+// its loop gets to it. It returns ErrServerStopped after Stop. fn must not
+// block; a panic in it closes that member with 1011.
+func (r *Room) Each(fn func(c *Conn)) error {
+	s := r.s
+	if s.stopping.Load() {
+		return ErrServerStopped
+	}
+	st := r.state()
+	if st == nil {
+		return nil
+	}
+	for _, l := range s.loopList() {
+		if st.loops[l.idx].refs.Load() == 0 {
+			continue
+		}
+		l.postFn(func() {
+			st.each(l, func(c *Conn) {
+				if c.state == stateOpen {
+					l.callConn(cbRoomEach, c, fn)
+				}
+			})
+		})
+	}
+	return nil
+}
+
+// Rooms returns the rooms c is in. Loop only.
+func (c *Conn) Rooms() []*Room {
+	if c.ext == nil || len(c.ext.rooms) == 0 {
+		return nil
+	}
+	rs := make([]*Room, len(c.ext.rooms))
+	for i, m := range c.ext.rooms {
+		rs[i] = m.st.room
+	}
+	return rs
+}
+
+// RoomObserver is implemented by handlers that want to know when a
+// connection joins or leaves a room (Room.Join, Room.Leave, and the leaves
+// of a closing connection, which come before its OnClose). Both methods run
+// on the connection's event loop after the change and must not block.
+type RoomObserver interface {
+	OnJoin(r *Room, c *Conn)
+	OnLeave(r *Room, c *Conn)
+}
+
 // join runs on c's loop and turns the queued join into membership.
 func (st *roomState) join(c *Conn) {
 	s := c.l.s
@@ -161,8 +235,13 @@ func (st *roomState) join(c *Conn) {
 	rl := &st.loops[c.l.idx]
 	e := c.extState()
 	e.rooms = append(e.rooms, membership{st: st, idx: len(rl.members)})
+	st.mu.Lock()
 	rl.members = append(rl.members, c)
+	st.mu.Unlock()
 	st.members.Add(1)
+	if h := s.roomHook; h != nil {
+		c.l.callRoomHook(h.OnJoin, st.room, c)
+	}
 }
 
 // memberIndex returns the position of st in c's rooms, or -1.
@@ -196,6 +275,7 @@ func (st *roomState) leave(c *Conn) {
 func (st *roomState) remove(c *Conn, idx int) {
 	l := c.l
 	rl := &st.loops[l.idx]
+	st.mu.Lock()
 	last := len(rl.members) - 1
 	if idx != last {
 		moved := rl.members[last]
@@ -209,7 +289,11 @@ func (st *roomState) remove(c *Conn, idx int) {
 	if len(rl.members) == 0 {
 		rl.members = nil
 	}
+	st.mu.Unlock()
 	st.members.Add(-1)
+	if h := l.s.roomHook; h != nil {
+		l.callRoomHook(h.OnLeave, st.room, c)
+	}
 	st.release(l.s, l)
 }
 

@@ -25,8 +25,10 @@ type Server struct {
 	h      Handler
 	http   HTTPResponder
 	ticker Ticker
-	log    *slog.Logger
-	res    time.Duration
+	// roomHook is the handler as a RoomObserver, if it is one.
+	roomHook RoomObserver
+	log      *slog.Logger
+	res      time.Duration
 	// keepaliveGrain is the granularity, in ticks, of keepalive and idle
 	// deadlines.
 	keepaliveGrain uint32
@@ -63,6 +65,7 @@ func New(h Handler, cfg Config) *Server {
 	c := cfg.withDefaults()
 	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{})}
 	s.http, _ = h.(HTTPResponder)
+	s.roomHook, _ = h.(RoomObserver)
 	if c.TickInterval > 0 {
 		s.ticker, _ = h.(Ticker)
 	}
