@@ -13,6 +13,9 @@ type sharedFrame struct {
 	// queued counts the connection queues holding the frame: its bytes
 	// count once in the server's queued memory while any does.
 	queued atomic.Int32
+	// snap marks a snapshot (Room.PublishSnapshot): a reader that lags gets
+	// only the newest of those waiting for it.
+	snap bool
 }
 
 // fanTarget says who receives a fan-out: every open connection when room is
@@ -20,6 +23,7 @@ type sharedFrame struct {
 type fanTarget struct {
 	room   *roomState
 	except *Conn
+	snap   bool // the frames are snapshots (Room.PublishSnapshot)
 }
 
 // noSeq marks a frame of a batch not in a fan-out log yet.

@@ -126,6 +126,12 @@ type Config struct {
 	// CompressionLevel is the compress/flate level. Default: flate.BestSpeed.
 	CompressionLevel int
 
+	// RateLimit bounds the messages and bytes per second each connection may
+	// send (token buckets with a burst); over it, a message is dropped or
+	// the connection closed with 1008. Default: no limit. Enabling it costs
+	// each connection that sends a small extra allocation.
+	RateLimit RateLimit
+
 	// ReserveFDs is how many descriptors below the process's open-files limit
 	// (RLIMIT_NOFILE) megaws leaves to the rest of the process: a connection
 	// accepted on a descriptor in that top range is answered 503 and closed
@@ -190,6 +196,7 @@ func (c Config) withDefaults() Config {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
+	c.RateLimit = c.RateLimit.withDefaults()
 	c.Subprotocols = append([]string(nil), c.Subprotocols...)
 	c.AllowedOrigins = append([]string(nil), c.AllowedOrigins...)
 	return c

@@ -79,9 +79,10 @@ type connExt struct {
 	protocol string
 	closeErr *CloseError
 	rooms    []membership
-	asm      *[]byte   // reassembly buffer of a fragmented message; nil otherwise
-	partial  uint32    // payload bytes of the incomplete current frame already UTF-8 validated
-	out      *outState // output queue while the connection is congested
+	asm      *[]byte    // reassembly buffer of a fragmented message; nil otherwise
+	partial  uint32     // payload bytes of the incomplete current frame already UTF-8 validated
+	out      *outState  // output queue while the connection is congested
+	rate     *rateState // Config.RateLimit buckets
 }
 
 // validated returns how many payload bytes of the current, incomplete frame
@@ -146,6 +147,35 @@ func (c *Conn) WriteMessage(op ws.OpCode, payload []byte) error {
 	return nil
 }
 
+// WriteSnapshot is WriteMessage for a message that supersedes the previous
+// one (see SendSnapshot). Loop only.
+func (c *Conn) WriteSnapshot(op ws.OpCode, payload []byte) error {
+	if c.state != stateOpen {
+		return ErrClosed
+	}
+	if op.IsControl() {
+		return ErrSnapshotControl
+	}
+	l := c.l
+	if l.queueFull(c) {
+		return ErrWriteQueueFull
+	}
+	n := codec.HeaderSize(len(payload), false) + len(payload)
+	fb := getFrameBuf(n)
+	if c.compress(op, len(payload)) {
+		if l.deflater == nil {
+			l.deflater = getDeflater(l.s.cfg.CompressionLevel)
+		}
+		*fb = appendCompressedFrame((*fb)[:0], l.deflater, op, payload)
+	} else {
+		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
+	}
+	l.stats.msgsOut++
+	l.stats.bytesOut += uint64(len(payload))
+	l.writeSnapshot(c, fb)
+	return nil
+}
+
 // WriteText is WriteMessage(ws.OpText, payload).
 func (c *Conn) WriteText(payload []byte) error { return c.WriteMessage(ws.OpText, payload) }
 
@@ -158,6 +188,21 @@ func (c *Conn) WriteBinary(payload []byte) error { return c.WriteMessage(ws.OpBi
 // (and closes the connection with 1008) when the bytes queued for this peer
 // exceed Config.MaxWriteQueue.
 func (c *Conn) Send(op ws.OpCode, payload []byte) error {
+	return c.send(op, payload, false)
+}
+
+// SendSnapshot is Send for a message that supersedes the previous one (a
+// game's state for this player at each tick): while the peer lags, a newer
+// snapshot replaces the one still waiting for it instead of queuing behind
+// it. Other messages keep their order around it. Any goroutine.
+func (c *Conn) SendSnapshot(op ws.OpCode, payload []byte) error {
+	if op.IsControl() {
+		return ErrSnapshotControl
+	}
+	return c.send(op, payload, true)
+}
+
+func (c *Conn) send(op ws.OpCode, payload []byte, snap bool) error {
 	if op.IsControl() && len(payload) > codec.MaxControlPayload {
 		return ErrControlTooLong
 	}
@@ -184,7 +229,7 @@ func (c *Conn) Send(op ws.OpCode, payload []byte) error {
 	} else {
 		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
 	}
-	if !c.l.post(task{send: c, buf: fb, n: n}) {
+	if !c.l.post(task{send: c, buf: fb, n: n, snap: snap}) {
 		c.sendq.Add(-n)
 		putFrameBuf(fb)
 		return ErrClosed

@@ -78,6 +78,8 @@ var (
 	ErrServerStopping = errors.New("megaws: server stopping")
 	// ErrServerStopped: Stop was called; nothing more is queued or sent.
 	ErrServerStopped = errors.New("megaws: server stopped")
+	// ErrSnapshotControl: snapshots are data messages (text or binary).
+	ErrSnapshotControl = errors.New("megaws: a snapshot must be a text or binary message")
 	// ErrControlTooLong: a control frame written by the application exceeds
 	// 125 bytes (RFC 6455 §5.5).
 	ErrControlTooLong = errors.New("megaws: control frame payload longer than 125 bytes")

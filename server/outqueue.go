@@ -39,6 +39,7 @@ type outItem struct {
 	f        *sharedFrame
 	log      *fanLog
 	from, to uint64 // the log's frames from..to, inclusive
+	snap     bool   // b is a snapshot that a newer one replaces (WriteSnapshot)
 }
 
 // itemOverhead is what a queued item costs besides its frames' bytes; it is
@@ -87,23 +88,30 @@ func (it outItem) release() {
 }
 
 // appendData appends the item's frames to iov while it has room and sz stays
-// under limit; it returns the new iov, the bytes added and how many frames of
-// a log run were taken (the run's first ones).
-func (it *outItem) appendData(iov [][]byte, sz, limit int) ([][]byte, int, uint64) {
+// under limit; it returns the new iov, the bytes added, the bytes consumed
+// (added, plus snapshots of a log run skipped because a newer one follows in
+// the run) and how many frames of a log run were taken (its first ones).
+func (it *outItem) appendData(iov [][]byte, sz, limit int) ([][]byte, int, int, uint64) {
 	switch {
 	case it.b != nil:
-		return append(iov, *it.b), len(*it.b), 1
+		return append(iov, *it.b), len(*it.b), len(*it.b), 1
 	case it.f != nil:
-		return append(iov, *it.f.buf), len(*it.f.buf), 1
+		return append(iov, *it.f.buf), len(*it.f.buf), len(*it.f.buf), 1
 	}
-	added, taken := 0, uint64(0)
+	added, consumed, taken := 0, 0, uint64(0)
+	g := it.log
 	for seq := it.from; seq <= it.to && len(iov) < cap(iov) && sz+added < limit; seq++ {
-		b := it.log.frame(seq)
+		e := g.entry(seq)
+		b := *e.f.buf
+		consumed += len(b)
+		taken++
+		if e.f.snap && g.lastSnap > seq && g.lastSnap <= it.to {
+			continue // a newer snapshot waits in the same run
+		}
 		iov = append(iov, b)
 		added += len(b)
-		taken++
 	}
-	return iov, added, taken
+	return iov, added, consumed, taken
 }
 
 // maxPollTicks bounds the backoff between looks at a congested connection
@@ -125,6 +133,9 @@ type outState struct {
 	every uint32
 	next  uint32 // wheel tick of the next look
 	last  int    // unsent bytes at the previous look
+	// popped counts the items that left the queue; snap is 1 + the absolute
+	// position of the latest snapshot item queued (0: none).
+	popped, snap uint64
 }
 
 var outStates = sync.Pool{New: func() any { return new(outState) }}
@@ -255,6 +266,21 @@ func (o *outState) push(it outItem) {
 	}
 	o.items[(o.head+o.n)%len(o.items)] = it
 	o.n++
+	if it.snap {
+		o.snap = o.popped + uint64(o.n) // 1 + the item's absolute position
+	}
+}
+
+// queuedSnapshot returns c's snapshot still waiting in its queue, or nil.
+func (o *outState) queuedSnapshot() *outItem {
+	if o.snap == 0 || o.snap <= o.popped {
+		return nil
+	}
+	it := &o.items[(o.head+int(o.snap-1-o.popped))%len(o.items)]
+	if !it.snap {
+		return nil
+	}
+	return it
 }
 
 // drain hands c's queue to gnet while gnet's own buffer for c is empty.
@@ -265,15 +291,16 @@ func (l *Loop) drain(c *Conn) {
 		if cap(iov) < 1024 {
 			iov = make([][]byte, 0, 1024)
 		}
-		sz := 0
+		sz, consumed := 0, 0
 		// Take whole items and, at the end, possibly the head of a log run.
 		k, partial := 0, uint64(0)
 		for k < o.n && len(iov) < cap(iov) && sz < drainBytes {
 			it := &o.items[(o.head+k)%len(o.items)]
-			var added int
+			var added, used int
 			var taken uint64
-			iov, added, taken = it.appendData(iov, sz, drainBytes)
+			iov, added, used, taken = it.appendData(iov, sz, drainBytes)
 			sz += added
+			consumed += used
 			if it.log != nil && it.from+taken <= it.to {
 				partial = taken
 				break
@@ -291,7 +318,8 @@ func (l *Loop) drain(c *Conn) {
 		}
 		o.head = (o.head + k) % len(o.items)
 		o.n -= k
-		o.bytes -= sz + k*itemOverhead
+		o.popped += uint64(k)
+		o.bytes -= consumed + k*itemOverhead
 		if partial > 0 {
 			it := &o.items[o.head]
 			l.queued -= it.log.unpin(it.from, it.from+partial-1)
@@ -315,6 +343,7 @@ func (l *Loop) dropQueue(c *Conn) {
 		o.items[o.head] = outItem{}
 		o.head = (o.head + 1) % len(o.items)
 		o.n--
+		o.popped++
 	}
 	o.bytes = 0
 }

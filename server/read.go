@@ -273,7 +273,9 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 		}
 		l.stats.msgsIn++
 		l.stats.bytesIn += uint64(len(p))
-		l.callMessage(c, h.OpCode, p)
+		if l.admit(c, len(p)) {
+			l.callMessage(c, h.OpCode, p)
+		}
 		return
 	}
 	e := c.extState()
@@ -320,7 +322,9 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	}
 	l.stats.msgsIn++
 	l.stats.bytesIn += uint64(len(payload))
-	l.callMessage(c, op, payload)
+	if l.admit(c, len(payload)) {
+		l.callMessage(c, op, payload)
+	}
 }
 
 // asmPool recycles reassembly buffers of fragmented messages.

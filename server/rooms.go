@@ -333,21 +333,30 @@ func (c *Conn) leaveAll() {
 // is copied before Publish returns. Publishing to a room without members
 // does nothing. It returns ErrServerStopped once Stop was called.
 func (r *Room) Publish(op ws.OpCode, payload []byte) error {
-	return r.publish(nil, op, payload)
+	return r.publish(nil, op, payload, false)
 }
 
 // PublishExcept is Publish to every member but except (typically the sender).
 func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
-	return r.publish(except, op, payload)
+	return r.publish(except, op, payload, false)
 }
 
-func (r *Room) publish(except *Conn, op ws.OpCode, payload []byte) error {
+// PublishSnapshot is Publish for a message that supersedes the previous
+// one, such as a game's world state at each tick: a member that lags (its
+// socket is full) gets only the newest of the snapshots waiting for it, not
+// all of them in turn. Other messages keep their order around it. With
+// Config.Broker, the other nodes receive it as a plain publish.
+func (r *Room) PublishSnapshot(op ws.OpCode, payload []byte) error {
+	return r.publish(nil, op, payload, true)
+}
+
+func (r *Room) publish(except *Conn, op ws.OpCode, payload []byte, snap bool) error {
 	s := r.s
 	if err := s.checkPublish(op, payload); err != nil {
 		return err
 	}
 	if st := r.state(); st != nil {
-		_ = s.fanoutTo(op, payload, fanTarget{room: st, except: except})
+		_ = s.fanoutTo(op, payload, fanTarget{room: st, except: except, snap: snap})
 	}
 	if cl := s.cluster; cl != nil {
 		return cl.publish(roomChannel(r.name), cl.envelope(envRoom, r.name, 0, op, payload))
@@ -433,6 +442,7 @@ func (s *Server) fanoutTo(op ws.OpCode, payload []byte, target fanTarget) error 
 		return nil
 	}
 	f := s.encodeShared(op, payload, len(loops))
+	f.snap = target.snap
 	for _, l := range loops {
 		if !l.post(task{frame: f, target: target}) {
 			f.release()

@@ -52,6 +52,7 @@ type Server struct {
 	cluster   *cluster   // nil without Config.Broker
 	logLimit  logLimiter // rate of error log lines about connections (panics)
 	shedLog   logLimiter // rate of warnings about shed connections
+	connLog   logLimiter // rate of log lines about single connections (drops, refusals, violations)
 	fdCeiling int        // connections on descriptors from here on are shed; 0: no check
 
 	roomsMu sync.Mutex

@@ -20,13 +20,15 @@ type loopStats struct {
 	pub struct {
 		msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
 	}
-	handshakes     atomic.Uint64
-	queueDrops     atomic.Uint64
-	budgetDrops    atomic.Uint64
-	readQueueDrops atomic.Uint64
-	readPauses     atomic.Uint64
-	panics         atomic.Uint64
-	fdShed         atomic.Uint64
+	handshakes        atomic.Uint64
+	queueDrops        atomic.Uint64
+	budgetDrops       atomic.Uint64
+	readQueueDrops    atomic.Uint64
+	readPauses        atomic.Uint64
+	panics            atomic.Uint64
+	fdShed            atomic.Uint64
+	rateLimited       atomic.Uint64
+	snapshotsReplaced atomic.Uint64
 	// lag is the latest loop lag: how long the loop's queued work waited
 	// before it ran; lagMax[w] the largest in lagWindow w (alternating).
 	lag    atomic.Int64
@@ -138,6 +140,12 @@ type Stats struct {
 	// BudgetDrops counts connections closed because the output waiting for
 	// all slow readers passed MaxQueuedBytes (the slowest first).
 	BudgetDrops uint64
+	// SnapshotsReplaced counts snapshots (SendSnapshot, WriteSnapshot)
+	// that replaced an older one still waiting for a lagging peer.
+	SnapshotsReplaced uint64
+	// RateLimited counts messages over Config.RateLimit (dropped, or their
+	// connection closed).
+	RateLimited uint64
 	// ReadQueueDrops counts connections closed because they went on sending
 	// while they did not read (MaxReadQueue).
 	ReadQueueDrops uint64
@@ -214,6 +222,8 @@ func (s *Server) Stats() Stats {
 		st.ReadPauses += ls.readPauses.Load()
 		st.Panics += ls.panics.Load()
 		st.FDShed += ls.fdShed.Load()
+		st.RateLimited += ls.rateLimited.Load()
+		st.SnapshotsReplaced += ls.snapshotsReplaced.Load()
 		ls.mu.Lock()
 		addAll(st.PanicsByCallback, ls.panicsBy)
 		addAll(st.Rejected, ls.rejected)

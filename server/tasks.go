@@ -17,6 +17,7 @@ type task struct {
 	send   *Conn        // Send: write buf to send
 	buf    *[]byte      // Send: the encoded frame
 	n      int64        // Send: bytes accounted in send.sendq
+	snap   bool         // Send: a snapshot (SendSnapshot)
 }
 
 // taskQueue is a loop's FIFO of tasks. gnet's own task queues may reorder
@@ -91,7 +92,7 @@ func (l *Loop) runTasks(context.Context) error {
 			continue
 		}
 		if t.send != nil {
-			l.runSend(t.send, t.buf, t.n)
+			l.runSend(t.send, t.buf, t.n, t.snap)
 		} else {
 			l.callFunc(cbLoopFunc, t.fn)
 		}
@@ -109,12 +110,16 @@ func (l *Loop) runTasks(context.Context) error {
 }
 
 // runSend writes a frame queued by Conn.Send.
-func (l *Loop) runSend(c *Conn, buf *[]byte, n int64) {
+func (l *Loop) runSend(c *Conn, buf *[]byte, n int64, snap bool) {
 	c.sendq.Add(-n)
 	if c.state != stateOpen || l.queueFull(c) {
 		putFrameBuf(buf)
 		return
 	}
 	l.stats.msgsOut++
+	if snap {
+		l.writeSnapshot(c, buf)
+		return
+	}
 	l.writeOwned(c, buf)
 }

@@ -71,6 +71,17 @@ func (l *Loop) fail(c *Conn, err error) {
 	}
 }
 
+// failWith fails c with a close code of megaws's choosing (a policy, not a
+// protocol violation): the close frame goes out, then TCP is closed.
+func (l *Loop) failWith(c *Conn, code ws.StatusCode, reason string, err error) {
+	l.dropQueue(c)
+	if c.state == stateOpen || c.state == stateClosing {
+		l.out = codec.AppendClose(l.out, code, reason)
+		c.extState().closeErr = &CloseError{Code: code, Reason: reason, Err: err}
+	}
+	c.state = stateClosed
+}
+
 // writeFrame writes one frame to c from its loop: into the cork buffer when c
 // is the connection being served, directly otherwise.
 func (l *Loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
@@ -163,6 +174,36 @@ func (l *Loop) writeOwned(c *Conn, buf *[]byte) {
 	_, _ = c.gc.Write(*buf)
 	putFrameBuf(buf)
 	l.afterWrite(c)
+}
+
+// writeSnapshot writes a snapshot frame (owned buffer): when c lags, it
+// replaces the snapshot still waiting in c's queue, or waits there itself.
+func (l *Loop) writeSnapshot(c *Conn, fb *[]byte) {
+	if l.corked == c && len(l.out) > 0 {
+		l.flush(c) // what was written before goes first
+	}
+	if !l.congestedNow(c) {
+		_, _ = c.gc.Write(*fb)
+		putFrameBuf(fb)
+		l.afterWrite(c)
+		return
+	}
+	if c.state == stateGone {
+		putFrameBuf(fb)
+		return
+	}
+	o := c.ext.out
+	if it := o.queuedSnapshot(); it != nil {
+		old := it.b
+		d := len(*fb) - len(*old)
+		o.bytes += d
+		l.queued += d
+		it.b = fb
+		putFrameBuf(old)
+		l.stats.snapshotsReplaced.Add(1)
+		return
+	}
+	l.enqueue(c, outItem{b: fb, snap: true})
 }
 
 // queueFull reports whether c's unsent bytes exceed MaxWriteQueue and, if so,

@@ -1,0 +1,117 @@
+package server_test
+
+import (
+	"encoding/binary"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gobwas/ws"
+	"github.com/megaws/megaws/server"
+)
+
+// readSnapshots reads frames until the "end" text message and returns the
+// snapshot numbers seen, in order.
+func readSnapshots(t *testing.T, c *rawConn) []uint32 {
+	t.Helper()
+	var seen []uint32
+	for {
+		f := c.mustFrame()
+		if f.h.OpCode == ws.OpText {
+			if string(f.payload) != "end" {
+				t.Fatalf("unexpected %q", f.payload)
+			}
+			return seen
+		}
+		seen = append(seen, binary.BigEndian.Uint32(f.payload))
+	}
+}
+
+func checkSnapshots(t *testing.T, seen []uint32, n int) {
+	t.Helper()
+	if len(seen) == 0 || seen[len(seen)-1] != uint32(n-1) {
+		t.Fatalf("last snapshot %v, want %d", seen[max(0, len(seen)-3):], n-1)
+	}
+	for i := 1; i < len(seen); i++ {
+		if seen[i] <= seen[i-1] {
+			t.Fatalf("snapshots out of order: %d after %d", seen[i], seen[i-1])
+		}
+	}
+	if len(seen) >= n {
+		t.Fatalf("all %d snapshots delivered: none was replaced", n)
+	}
+	t.Logf("%d of %d snapshots reached the lagging reader, the newest last", len(seen), n)
+}
+
+// TestSnapshotReplaces: a peer that lags gets the newest snapshot, not every
+// one in turn; a message written after them still comes after the last one.
+func TestSnapshotReplaces(t *testing.T) {
+	const n = 2000 // x 8 KiB: 16 MB, more than the sockets hold
+	h := &funcHandler{onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
+		snap := make([]byte, 8<<10)
+		for i := range n {
+			binary.BigEndian.PutUint32(snap, uint32(i))
+			if err := c.WriteSnapshot(ws.OpBinary, snap); err != nil {
+				panic(err)
+			}
+		}
+		_ = c.WriteMessage(ws.OpText, []byte("end"))
+	}}
+	s, addr := startServer(t, h, server.Config{Loops: 1, MaxWriteQueue: 64 << 20})
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	c.writeFrame(ws.OpText, true, []byte("go"))
+	time.Sleep(200 * time.Millisecond) // read late
+	checkSnapshots(t, readSnapshots(t, c), n)
+	if s.Stats().SnapshotsReplaced == 0 {
+		t.Fatal("SnapshotsReplaced 0")
+	}
+}
+
+// TestSendSnapshotFromGoroutine: the same through SendSnapshot.
+func TestSendSnapshotFromGoroutine(t *testing.T) {
+	const n = 2000
+	h := &funcHandler{onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
+		go func() {
+			snap := make([]byte, 8<<10)
+			for i := range n {
+				binary.BigEndian.PutUint32(snap, uint32(i))
+				_ = c.SendSnapshot(ws.OpBinary, snap)
+			}
+			_ = c.Send(ws.OpText, []byte("end"))
+		}()
+	}}
+	_, addr := startServer(t, h, server.Config{Loops: 1, MaxWriteQueue: 64 << 20})
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	c.writeFrame(ws.OpText, true, []byte("go"))
+	time.Sleep(500 * time.Millisecond)
+	checkSnapshots(t, readSnapshots(t, c), n)
+	c.closeNormal()
+}
+
+// TestPublishSnapshot: a room member that lags gets the newest of the room's
+// snapshots waiting for it.
+func TestPublishSnapshot(t *testing.T) {
+	const n = 2000
+	var sp atomic.Pointer[server.Server]
+	h := &funcHandler{
+		onOpen: func(c *server.Conn) { _ = sp.Load().Room("r").Join(c) },
+	}
+	s, addr := startServer(t, h, server.Config{Loops: 1, MaxWriteQueue: 64 << 20})
+	sp.Store(s)
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
+		t.Fatal("no member")
+	}
+	snap := make([]byte, 8<<10)
+	for i := range n {
+		binary.BigEndian.PutUint32(snap, uint32(i))
+		_ = s.Room("r").PublishSnapshot(ws.OpBinary, snap)
+	}
+	_ = s.Room("r").Publish(ws.OpText, []byte("end"))
+	time.Sleep(300 * time.Millisecond)
+	checkSnapshots(t, readSnapshots(t, c), n)
+	c.closeNormal()
+}
