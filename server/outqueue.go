@@ -1,6 +1,7 @@
 package server
 
 import (
+	"log/slog"
 	"slices"
 	"sync"
 
@@ -467,6 +468,7 @@ func (l *Loop) pause(c *Conn) {
 func (l *Loop) inputWhilePaused(c *Conn) bool {
 	if c.gc.InboundBuffered() > l.s.cfg.MaxReadQueue {
 		l.stats.readQueueDrops.Add(1)
+		l.logConn(slog.LevelWarn, "megaws: peer sends without reading; dropped", c, "code", 1008, "held", c.gc.InboundBuffered())
 		l.dropQueue(c)
 		_, _ = c.gc.Write(codec.AppendClose(l.hdr[:0], ws.StatusPolicyViolation, ""))
 		c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: "read queue full", Err: ErrReadQueueFull}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 
 	"github.com/gobwas/ws"
 )
@@ -83,9 +84,7 @@ func (l *Loop) admit(c *Conn, n int) bool {
 		return true
 	}
 	l.stats.rateLimited.Add(1)
-	if l.s.connLog.allow() {
-		l.s.log.Warn("megaws: rate limit exceeded", "conn", c.id, "remote", c.gc.RemoteAddr(), "close", rl.Close)
-	}
+	l.logConn(slog.LevelWarn, "megaws: rate limit exceeded", c, "close", rl.Close)
 	if rl.Close {
 		l.failWith(c, ws.StatusPolicyViolation, "rate limit exceeded", ErrRateLimited)
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 	"unicode/utf8"
 
@@ -92,6 +93,7 @@ func (s *Server) reject(c *Conn, err error) {
 	c.l.stats.answered(he.Status)
 	c.l.out = codec.AppendRejection(c.l.out, he)
 	c.state = stateClosed
+	c.l.logConn(slog.LevelDebug, "megaws: upgrade refused", c, "status", he.Status, "reason", he.Reason)
 }
 
 // plainHTTP answers a request that does not ask for a WebSocket.

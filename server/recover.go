@@ -1,8 +1,10 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"runtime/debug"
 	"sync"
 	"time"
@@ -204,6 +206,27 @@ func (l *Loop) callFunc(cb string, fn func()) {
 		}
 	}()
 	fn()
+}
+
+// logConn logs an event of one connection at level, with its id and remote
+// address, if the level is enabled and the per-server rate allows (at most
+// 10 such lines at once, one a second after that; the next line says how
+// many were held back). Levels: Debug for what peers do wrong (refused
+// upgrades, protocol violations), Warn for what the server does to them
+// (drops), Error for panics; Info stays quiet in normal operation.
+func (l *Loop) logConn(level slog.Level, msg string, c *Conn, attrs ...any) {
+	log := l.s.log
+	if !log.Enabled(context.Background(), level) || !l.s.connLog.allow() {
+		return
+	}
+	attrs = append(attrs, "conn", c.id)
+	if c.gc != nil && c.state != stateGone {
+		attrs = append(attrs, "remote", c.gc.RemoteAddr())
+	}
+	if n := l.s.connLog.takeSuppressed(); n > 0 {
+		attrs = append(attrs, "suppressed", n)
+	}
+	log.Log(context.Background(), level, msg, attrs...)
 }
 
 // logLimiter lets through at most burst log lines, refilled at one per

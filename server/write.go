@@ -2,6 +2,7 @@ package server
 
 import (
 	"errors"
+	"log/slog"
 	"sync"
 
 	"github.com/gobwas/ws"
@@ -68,6 +69,7 @@ func (l *Loop) fail(c *Conn, err error) {
 	var pe *codec.ProtocolError
 	if errors.As(err, &pe) {
 		l.stats.protocolError(pe.Reason)
+		l.logConn(slog.LevelDebug, "megaws: protocol violation", c, "code", int(code), "err", pe.Reason)
 	}
 }
 
@@ -243,6 +245,7 @@ func (l *Loop) dropSlow(c *Conn, cause error) {
 	if cause == ErrServerQueueFull {
 		reason = "server output budget exhausted"
 	}
+	l.logConn(slog.LevelWarn, "megaws: slow reader dropped", c, "code", 1008, "reason", reason, "unsent", l.unsent(c))
 	c.extState().closeErr = &CloseError{Code: ws.StatusPolicyViolation, Reason: reason, Err: cause}
 	if c.state != stateGone {
 		c.state = stateClosed
