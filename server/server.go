@@ -156,8 +156,8 @@ func (s *Server) onBoot(eng gnet.Engine) gnet.Action {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.tick = cancel
 	go s.runReleaser(ctx, readHeap().live)
-	close(s.ready)
 	s.log.Info("megaws listening", "addr", s.addr, "loops", s.cfg.Loops)
+	close(s.ready)
 	return gnet.None
 }
 
