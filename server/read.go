@@ -13,9 +13,19 @@ import (
 // handshake consumes the HTTP upgrade request, if it has arrived whole, and
 // answers it. Bytes after the request stay in gnet's buffer for readFrames.
 func (s *Server) handshake(c *Conn) {
-	gc, l := c.gc, c.l
+	gc := c.gc
 	avail := gc.InboundBuffered()
 	b, _ := gc.Peek(min(avail, max(s.cfg.MaxHeaderBytes, codec.DefaultMaxHeaderBytes)))
+	if n := s.handshakeFrom(c, b); n > 0 {
+		_, _ = gc.Discard(n)
+	}
+}
+
+// handshakeFrom answers the request at the start of b — read from the socket,
+// or handed over by ServeHTTP — and returns how many bytes it used (0 while
+// the request is incomplete).
+func (s *Server) handshakeFrom(c *Conn, b []byte) int {
+	gc, l := c.gc, c.l
 	if s.cfg.MaxHeaderBytes > 0 && len(b) > s.cfg.MaxHeaderBytes {
 		b = b[:s.cfg.MaxHeaderBytes]
 	}
@@ -27,26 +37,26 @@ func (s *Server) handshake(c *Conn) {
 	*req, n, err = codec.ParseRequest(b, s.cfg.MaxHeaderBytes, s.cfg.MaxHeaderLines)
 	if err != nil {
 		s.reject(c, err)
-		return
+		return 0
 	}
 	if n == 0 {
-		return
+		return 0
 	}
 	if !req.Upgrade {
 		s.plainHTTP(c, req)
-		return
+		return n
 	}
 	if err := req.Check(); err != nil {
 		s.reject(c, err)
-		return
+		return n
 	}
 	if len(s.cfg.AllowedOrigins) > 0 && !contains(s.cfg.AllowedOrigins, string(req.Origin)) {
 		s.reject(c, codec.ErrForbiddenOrigin)
-		return
+		return n
 	}
 	if s.stopping.Load() || s.open.Load() >= int64(s.cfg.MaxConns) {
 		s.reject(c, codec.ErrServiceUnavailable)
-		return
+		return n
 	}
 	r := &l.req
 	r.remote, r.protocol = gc.RemoteAddr(), ""
@@ -57,7 +67,7 @@ func (s *Server) handshake(c *Conn) {
 	}
 	if err := l.callUpgrade(c, r); err != nil {
 		s.reject(c, err)
-		return
+		return n
 	}
 	c.path = string(req.Path())
 	if r.protocol != "" {
@@ -70,7 +80,6 @@ func (s *Server) handshake(c *Conn) {
 		c.opts |= optDeflate
 	}
 	l.out = codec.AppendUpgradeResponse(l.out, req.Key, r.protocol, ext)
-	_, _ = gc.Discard(n)
 	c.state = stateOpen
 	c.flags |= flagOpened
 	c.lastRead = l.now
@@ -78,6 +87,7 @@ func (s *Server) handshake(c *Conn) {
 	l.stats.handshakes.Add(1)
 	l.arm(c)
 	l.callOpen(c)
+	return n
 }
 
 // reject answers a refused handshake with its HTTP status and closes.

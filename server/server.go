@@ -34,6 +34,15 @@ type Server struct {
 	keepaliveGrain uint32
 
 	eng      gnet.Engine
+	// client runs the loops without a listener (Start); clientDone is
+	// closed once it has stopped.
+	client     *gnet.Client
+	clientDone chan struct{}
+	// running is closed once gnet has registered its event loops (its
+	// ticker's first call, which gnet makes after that): Register, for
+	// ServeHTTP, is safe from then on.
+	running     chan struct{}
+	runningOnce sync.Once
 	start    time.Time
 	ready    chan struct{}
 	done     chan struct{}
@@ -64,7 +73,7 @@ type Server struct {
 // with defaults filled in.
 func New(h Handler, cfg Config) *Server {
 	c := cfg.withDefaults()
-	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{})}
+	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{}), clientDone: make(chan struct{}), running: make(chan struct{})}
 	s.http, _ = h.(HTTPResponder)
 	s.roomHook, _ = h.(RoomObserver)
 	if c.TickInterval > 0 {
@@ -114,6 +123,10 @@ func (s *Server) ListenAndServe(addr string) error {
 		gnet.WithMulticore(true),
 		gnet.WithNumEventLoop(s.cfg.Loops),
 		gnet.WithReusePort(perLoop || s.cfg.ReusePort),
+		// Register (ServeHTTP) picks loops from other goroutines: the
+		// round-robin balancer is not safe for that.
+		gnet.WithLoadBalancing(gnet.LeastConnections),
+		gnet.WithTicker(true),
 		gnet.WithReuseAddr(true),
 		gnet.WithTCPNoDelay(gnet.TCPNoDelay),
 		gnet.WithLogger(gnetLogger{s.log}),
@@ -205,6 +218,7 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l := s.loopOf(gc.EventLoop())
 	l.refresh()
+	e, _ := gc.Context().(*enrolled)
 	// The id carries the loop index, so SendToID finds the loop at once.
 	c := &Conn{gc: gc, l: l, id: s.nextID.Add(1)<<8 | uint64(l.idx&0xff), slot: noSlot}
 	gc.SetContext(c)
@@ -213,6 +227,9 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l.conns++
 	l.arm(c)
+	if e != nil {
+		return nil, s.openEnrolled(c, e)
+	}
 	return nil, gnet.None
 }
 
@@ -388,7 +405,14 @@ wait:
 	stopCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	stopped := make(chan error, 1)
-	go func() { stopped <- s.eng.Stop(stopCtx) }()
+	if s.client != nil {
+		go func() {
+			stopped <- s.client.Stop()
+			close(s.clientDone)
+		}()
+	} else {
+		go func() { stopped <- s.eng.Stop(stopCtx) }()
+	}
 	select {
 	case <-s.done:
 	case err := <-stopped:
@@ -451,6 +475,13 @@ type engine struct {
 func (e *engine) OnBoot(eng gnet.Engine) gnet.Action       { return e.s.onBoot(eng) }
 func (e *engine) OnShutdown(eng gnet.Engine)               { e.s.onShutdown(eng) }
 func (e *engine) OnOpen(c gnet.Conn) ([]byte, gnet.Action) { return e.s.onOpen(c) }
+
+// OnTick is only a signal: gnet calls it first right after registering its
+// event loops (see Server.running), and megaws asks for no further call.
+func (e *engine) OnTick() (time.Duration, gnet.Action) {
+	e.s.runningOnce.Do(func() { close(e.s.running) })
+	return 1 << 62, gnet.None
+}
 
 // OnClose and OnTraffic recover what the callback-level recovery cannot: a
 // panic in megaws itself. It costs that connection, not the process.
