@@ -19,8 +19,7 @@ import (
 // every kind of callback, and records what each call site saw.
 type everywhere struct {
 	server.BaseHandler
-	s    atomic.Pointer[server.Server]
-	room atomic.Pointer[server.Room]
+	s atomic.Pointer[server.Server]
 
 	mu   sync.Mutex
 	seen map[string]string // call site -> "" or the first problem

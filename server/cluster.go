@@ -227,9 +227,9 @@ func (s *Server) deliver(channel string, msg []byte) {
 			return
 		}
 		n := int(binary.BigEndian.Uint16(rest))
-		name, payload := string(rest[2:2+n]), rest[2+n:]
+		payload := rest[2+n:]
 		s.roomsMu.Lock()
-		st := s.rooms[name]
+		st := s.rooms[string(rest[2:2+n])]
 		s.roomsMu.Unlock()
 		if st == nil {
 			return // no local members (any more)

@@ -73,7 +73,7 @@ func TestFanLogRuns(t *testing.T) {
 				break
 			}
 		}
-		if g.base != first && !(g.n == 0 && first == next) {
+		if g.base != first && (g.n != 0 || first != next) {
 			t.Fatalf("step %d: log starts at %d, the first covered frame is %d", step, g.base, first)
 		}
 		for s := uint64(0); s < first; s++ {

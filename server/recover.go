@@ -113,7 +113,7 @@ func (l *Loop) abort(c *Conn, err error) {
 func (l *Loop) callOpen(c *Conn) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbOnOpen, c, v)
+			_ = l.recovered(cbOnOpen, c, v)
 		}
 	}()
 	l.s.h.OnOpen(c)
@@ -122,7 +122,7 @@ func (l *Loop) callOpen(c *Conn) {
 func (l *Loop) callMessage(c *Conn, op ws.OpCode, p []byte) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbOnMessage, c, v)
+			_ = l.recovered(cbOnMessage, c, v)
 		}
 	}()
 	l.s.h.OnMessage(c, op, p)
@@ -131,7 +131,7 @@ func (l *Loop) callMessage(c *Conn, op ws.OpCode, p []byte) {
 func (l *Loop) callClose(c *Conn, err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbOnClose, nil, v)
+			_ = l.recovered(cbOnClose, nil, v)
 		}
 	}()
 	l.s.h.OnClose(c, err)
@@ -152,7 +152,7 @@ func (l *Loop) callUpgrade(c *Conn, r *Request) (err error) {
 func (l *Loop) callServeHTTP(r *Request) (status int, ctype, header string, body []byte, ok bool) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbServeHTTP, nil, v)
+			_ = l.recovered(cbServeHTTP, nil, v)
 			ok = false
 		}
 	}()
@@ -171,7 +171,7 @@ func (l *Loop) callServeHTTP(r *Request) (status int, ctype, header string, body
 func (l *Loop) callTick() {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbOnTick, nil, v)
+			_ = l.recovered(cbOnTick, nil, v)
 		}
 	}()
 	l.s.ticker.OnTick(l)
@@ -181,7 +181,7 @@ func (l *Loop) callTick() {
 func (l *Loop) callConn(cb string, c *Conn, fn func(*Conn)) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cb, c, v)
+			_ = l.recovered(cb, c, v)
 		}
 	}()
 	fn(c)
@@ -191,7 +191,7 @@ func (l *Loop) callConn(cb string, c *Conn, fn func(*Conn)) {
 func (l *Loop) callRoomHook(hook func(*Room, *Conn), r *Room, c *Conn) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cbRoomHook, c, v)
+			_ = l.recovered(cbRoomHook, c, v)
 		}
 	}()
 	hook(r, c)
@@ -202,7 +202,7 @@ func (l *Loop) callRoomHook(hook func(*Room, *Conn), r *Room, c *Conn) {
 func (l *Loop) callFunc(cb string, fn func()) {
 	defer func() {
 		if v := recover(); v != nil {
-			l.recovered(cb, nil, v)
+			_ = l.recovered(cb, nil, v)
 		}
 	}()
 	fn()

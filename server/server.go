@@ -33,7 +33,7 @@ type Server struct {
 	// deadlines.
 	keepaliveGrain uint32
 
-	eng      gnet.Engine
+	eng gnet.Engine
 	// client runs the loops without a listener (Start); clientDone is
 	// closed once it has stopped.
 	client     *gnet.Client
@@ -43,13 +43,13 @@ type Server struct {
 	// ServeHTTP, is safe from then on.
 	running     chan struct{}
 	runningOnce sync.Once
-	start    time.Time
-	ready    chan struct{}
-	done     chan struct{}
-	addr     net.Addr
-	stopping atomic.Bool
-	nextID   atomic.Uint64
-	releases atomic.Uint64 // memory releases by runReleaser
+	start       time.Time
+	ready       chan struct{}
+	done        chan struct{}
+	addr        net.Addr
+	stopping    atomic.Bool
+	nextID      atomic.Uint64
+	releases    atomic.Uint64 // memory releases by runReleaser
 
 	open   atomic.Int64 // open WebSocket connections
 	queued atomic.Int64 // bytes waiting for congested connections, all loops

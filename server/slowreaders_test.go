@@ -163,7 +163,8 @@ func TestServerOutputBudget(t *testing.T) {
 	}
 	for range st.BudgetDrops {
 		_, errs := rec.waitClosed(t)
-		if len(errs) != 1 || server.CloseStatus(errs[0]) != 1008 || !(errors.Is(errs[0], server.ErrServerQueueFull) || errors.Is(errs[0], server.ErrWriteQueueFull)) {
+		full := len(errs) == 1 && (errors.Is(errs[0], server.ErrServerQueueFull) || errors.Is(errs[0], server.ErrWriteQueueFull))
+		if !full || server.CloseStatus(errs[0]) != 1008 {
 			t.Fatalf("OnClose %v, want 1008 for a full queue", errs)
 		}
 	}
