@@ -31,8 +31,8 @@ const rsv1 = 0x4
 // success n is the header's length in bytes and the payload (h.Length bytes,
 // possibly not all arrived yet) starts at b[n]. The only error is
 // ErrLengthMSB (RFC 6455 §5.2: the most significant bit of a 64-bit length
-// must be 0); every other rule is checked by Validator, which knows the
-// connection's state.
+// must be 0); every other rule is checked by CheckClientHeader, which
+// knows the connection's state.
 func DecodeHeader(b []byte) (h ws.Header, n int, err error) {
 	if len(b) < 2 {
 		return h, 0, nil
@@ -137,11 +137,3 @@ func AppendFrameMasked(dst []byte, op ws.OpCode, fin bool, payload []byte, mask 
 func UnmaskInPlace(payload []byte, mask [4]byte, offset int) {
 	ws.Cipher(payload, mask, offset)
 }
-
-// Precompiled server frames for the common control answers.
-var (
-	// PongEmpty is a pong with no payload.
-	PongEmpty = ws.CompiledPong
-	// PingEmpty is a ping with no payload.
-	PingEmpty = ws.CompiledPing
-)

@@ -436,8 +436,8 @@ func TestPrecompiledControlFrames(t *testing.T) {
 		b    []byte
 		op   ws.OpCode
 	}{
-		{name: "pong", b: PongEmpty, op: ws.OpPong},
-		{name: "ping", b: PingEmpty, op: ws.OpPing},
+		{name: "pong", b: ws.CompiledPong, op: ws.OpPong},
+		{name: "ping", b: ws.CompiledPing, op: ws.OpPing},
 	} {
 		if want := AppendFrame(nil, tc.op, true, nil); !bytes.Equal(tc.b, want) {
 			t.Errorf("%s = % x, want % x", tc.name, tc.b, want)

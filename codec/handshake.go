@@ -44,7 +44,6 @@ var (
 	ErrKey                 = &HandshakeError{Status: 400, Reason: "missing or malformed Sec-WebSocket-Key"}
 	ErrServiceUnavailable  = &HandshakeError{Status: 503, Reason: "too many connections", Header: "Retry-After: 1\r\n"}
 	ErrForbiddenOrigin     = &HandshakeError{Status: 403, Reason: "origin not allowed"}
-	ErrHandshakeNotFound   = &HandshakeError{Status: 404, Reason: "not found"}
 	errNeedsCRLF           = &HandshakeError{Status: 400, Reason: "bare LF in request head"}
 	errRepeatedWebSocketKy = &HandshakeError{Status: 400, Reason: "repeated Sec-WebSocket-Key"}
 )

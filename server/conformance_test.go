@@ -1,8 +1,8 @@
 package server_test
 
 // A conformance suite that mirrors the Autobahn|Testsuite fuzzingclient cases
-// of sections 1-7, 9 and 10 (12 and 13, permessage-deflate, do not apply:
-// megaws negotiates no extension). Each subtest is named after the Autobahn
+// of sections 1-7, 9 and 10 (12 and 13, permessage-deflate, are in
+// deflate_test.go). Each subtest is named after the Autobahn
 // case it reproduces (case_6_4_3 is Autobahn's 6.4.3) and sends the same bytes
 // over raw TCP to a real megaws echo server. The verdicts are Autobahn's,
 // made strict where Autobahn accepts several outcomes: echoed payloads must

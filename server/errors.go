@@ -81,8 +81,9 @@ var (
 	// ErrSnapshotControl: snapshots are data messages (text or binary).
 	ErrSnapshotControl = errors.New("megaws: a snapshot must be a text or binary message")
 	// ErrControlTooLong: a control frame written by the application exceeds
-	// 125 bytes (RFC 6455 §5.5).
-	ErrControlTooLong = errors.New("megaws: control frame payload longer than 125 bytes")
+	// 125 bytes (RFC 6455 §5.5). It is codec.ErrControlTooLong, the error a
+	// peer's over-long control frame fails with, so errors.Is matches both.
+	ErrControlTooLong = codec.ErrControlTooLong
 )
 
 // Reject returns an error for Handler.OnUpgrade that refuses the upgrade with

@@ -40,11 +40,10 @@ type Handler interface {
 // ignore every event. Embed it and override what you need.
 type BaseHandler struct{}
 
-func (BaseHandler) OnUpgrade(*Conn, *Request) error          { return nil }
-func (BaseHandler) OnOpen(*Conn)                             {}
-func (BaseHandler) OnMessage(*Conn, ws.OpCode, []byte)       {}
-func (BaseHandler) OnClose(*Conn, error)                     {}
-func (BaseHandler) ServeHTTP(*Request) (int, string, []byte) { return 0, "", nil }
+func (BaseHandler) OnUpgrade(*Conn, *Request) error    { return nil }
+func (BaseHandler) OnOpen(*Conn)                       {}
+func (BaseHandler) OnMessage(*Conn, ws.OpCode, []byte) {}
+func (BaseHandler) OnClose(*Conn, error)               {}
 
 // HTTPResponder is implemented by handlers that answer plain (non-upgrade) HTTP
 // GET requests on the WebSocket port, e.g. a page that opens the socket.
