@@ -29,6 +29,12 @@ step "go vet"
 for m in "${modules[@]}"; do (cd "$m" && go vet ./...); done
 echo "go vet: clean"
 
+step "cross-compile (the library builds on kqueue systems; tests that use Linux APIs are tagged linux)"
+for target in darwin/amd64 darwin/arm64 freebsd/amd64; do
+    GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+done
+echo "cross-compile: darwin, freebsd ok"
+
 step "golangci-lint"
 bash scripts/lint.sh
 

@@ -1,3 +1,5 @@
+//go:build linux
+
 package server_test
 
 // In-process fan-out benchmarks: one Room.Publish delivered to 1,000 and 5,000

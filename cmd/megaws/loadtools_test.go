@@ -1,3 +1,5 @@
+//go:build linux
+
 package main_test
 
 // Standard WebSocket tools aimed at `megaws serve`, as users aim them: wscat (the
