@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"bufio"
-	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -18,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/megaws/megaws/codec"
 	"github.com/megaws/megaws/server"
+	"github.com/megaws/megaws/server/servertest"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -124,27 +124,8 @@ func waitSamples(t *testing.T, reg prometheus.Gatherer, want map[string]float64)
 // startServer runs a server on 127.0.0.1:0 for the test and stops it at cleanup.
 func startServer(t *testing.T, h server.Handler, cfg server.Config) (*server.Server, string) {
 	t.Helper()
-	s := server.New(h, cfg)
-	errc := make(chan error, 1)
-	go func() { errc <- s.ListenAndServe("127.0.0.1:0") }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		t.Fatalf("ListenAndServe: %v", err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("server did not start")
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = s.Stop(ctx)
-		select {
-		case <-errc:
-		case <-time.After(5 * time.Second):
-			t.Error("server did not stop")
-		}
-	})
-	return s, s.Addr().String()
+	s := servertest.Start(t, h, cfg)
+	return s, servertest.Addr(s)
 }
 
 // rawConn is a TCP client that speaks HTTP and WebSocket by hand, so a test

@@ -3,7 +3,6 @@ package server_test
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -18,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 	"github.com/megaws/megaws/codec"
 	"github.com/megaws/megaws/server"
+	"github.com/megaws/megaws/server/servertest"
 )
 
 // echo is the handler most tests run: every message goes back to its sender.
@@ -28,31 +28,12 @@ func (echo) OnMessage(c *server.Conn, op ws.OpCode, p []byte) { _ = c.WriteMessa
 // startServer runs a server on 127.0.0.1:0 for the test and stops it at cleanup.
 func startServer(tb testing.TB, h server.Handler, cfg server.Config) (*server.Server, string) {
 	tb.Helper()
-	if cfg.Loops == 0 {
-		cfg.Loops = 2
-	}
-	s := server.New(h, cfg)
-	errc := make(chan error, 1)
-	go func() { errc <- s.ListenAndServe("127.0.0.1:0") }()
-	select {
-	case <-s.Ready():
-	case err := <-errc:
-		tb.Fatalf("ListenAndServe: %v", err)
-	case <-time.After(5 * time.Second):
-		tb.Fatal("server did not start")
-	}
-	tb.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
-		defer cancel()
-		_ = s.Stop(ctx)
-		select {
-		case <-errc:
-		case <-time.After(5 * time.Second):
-			tb.Error("server did not stop")
-		}
-	})
-	return s, s.Addr().String()
+	s := servertest.Start(tb, h, cfg)
+	return s, servertest.Addr(s)
 }
+
+// waitFor polls cond until it holds or d passes.
+func waitFor(d time.Duration, cond func() bool) bool { return servertest.WaitFor(d, cond) }
 
 // rawConn is a raw TCP client that speaks WebSocket by hand, for tests that
 // must send exactly the bytes they choose.
@@ -403,19 +384,5 @@ func checkEcho(tb testing.TB, c *rawConn, msg string) {
 	f := c.mustFrame()
 	if f.h.OpCode != ws.OpText || string(f.payload) != msg {
 		tb.Fatalf("healthy connection: got %v %q, want echo of %q", f.h.OpCode, truncate(f.payload), msg)
-	}
-}
-
-// waitFor polls cond every 10 ms until it holds or d passes.
-func waitFor(d time.Duration, cond func() bool) bool {
-	deadline := time.Now().Add(d)
-	for {
-		if cond() {
-			return true
-		}
-		if time.Now().After(deadline) {
-			return false
-		}
-		time.Sleep(10 * time.Millisecond)
 	}
 }
