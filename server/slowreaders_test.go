@@ -2,8 +2,12 @@ package server_test
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"io"
 	"net"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -233,3 +237,185 @@ func TestCongestedOrdering(t *testing.T) {
 }
 
 func itoa(i int) string { return strconv.Itoa(i) }
+
+// flooder echoes, except that the message "flood" makes it send 64 KiB
+// messages to the connection from another goroutine until Send fails, "block"
+// does the same while it holds the event loop, and "bulk" makes it write 1 MiB
+// messages from the event loop until WriteMessage fails. The error that ended
+// the sending goes to sendErr.
+type flooder struct {
+	*recorder
+	sendErr chan error
+}
+
+func (f flooder) OnMessage(c *server.Conn, op ws.OpCode, p []byte) {
+	switch string(p) {
+	case "flood":
+		go func() {
+			chunk := make([]byte, 64<<10)
+			for range 100_000 { // 6.4 GiB: a bound that is never reached
+				if err := c.Send(ws.OpBinary, chunk); err != nil {
+					f.sendErr <- err
+					return
+				}
+			}
+			f.sendErr <- nil
+		}()
+	case "block":
+		// Queue messages from another goroutine while this loop is busy, so
+		// that Send itself sees the queue pass MaxWriteQueue.
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			chunk := make([]byte, 64<<10)
+			for range 1000 {
+				if err := c.Send(ws.OpBinary, chunk); err != nil {
+					f.sendErr <- err
+					return
+				}
+			}
+			f.sendErr <- nil
+		}()
+		select {
+		case <-done:
+		case <-time.After(ioTimeout):
+		}
+	case "bulk":
+		chunk := make([]byte, 1<<20)
+		for range 1000 {
+			if err := c.WriteBinary(chunk); err != nil {
+				f.sendErr <- err
+				return
+			}
+		}
+		f.sendErr <- nil
+	default:
+		_ = c.WriteMessage(op, p)
+	}
+}
+
+// TestSlowReader makes the server send to a client that never reads. Past
+// MaxWriteQueue the connection is closed with 1008 and OnClose sees
+// ErrWriteQueueFull, whichever way the messages were queued; server memory
+// stays bounded; another connection keeps its round trips going (latencies
+// are logged, not asserted).
+func TestSlowReader(t *testing.T) {
+	for _, mode := range []string{"flood", "bulk", "block"} {
+		t.Run(mode, func(t *testing.T) {
+			rec := newRecorder()
+			h := flooder{recorder: rec, sendErr: make(chan error, 1)}
+			cfg := server.Config{Loops: 1}
+			if mode == "block" {
+				// Small enough that the sockets' buffers absorb the queue,
+				// so only Send can see it overflow.
+				cfg.MaxWriteQueue = 256 << 10
+				cfg.CloseTimeout = 500 * time.Millisecond
+			}
+			_, addr := startServer(t, h, cfg)
+			healthy := dialRaw(t, addr)
+			healthy.handshake("/healthy")
+			baseHeap := liveHeap()
+
+			slow := dialRaw(t, addr)
+			slow.handshake("/slow")
+			_ = slow.Conn.(*net.TCPConn).SetReadBuffer(64 << 10)
+			slow.writeFrame(ws.OpText, true, []byte(mode))
+
+			// Round trips on the healthy connection while the server fills
+			// the slow reader's queue, on the same event loop.
+			var rtts []time.Duration
+			var errs []error
+		loop:
+			for i := 0; ; i++ {
+				start := time.Now()
+				checkEcho(t, healthy, fmt.Sprintf("rtt %d", i))
+				rtts = append(rtts, time.Since(start))
+				select {
+				case id := <-rec.closed:
+					errs = rec.errs(id)
+					break loop
+				default:
+				}
+				if i > 100_000 {
+					t.Fatal("the slow reader was never closed")
+				}
+			}
+			if len(errs) != 1 || server.CloseStatus(errs[0]) != ws.StatusPolicyViolation || !errors.Is(errs[0], server.ErrWriteQueueFull) {
+				t.Fatalf("OnClose errors %v, want 1008 with ErrWriteQueueFull", errs)
+			}
+			select {
+			case err := <-h.sendErr:
+				if !errors.Is(err, server.ErrWriteQueueFull) && !errors.Is(err, server.ErrClosed) {
+					t.Fatalf("sending to the slow reader ended with %v", err)
+				}
+				t.Logf("sending to the slow reader ended with: %v", err)
+			case <-time.After(ioTimeout):
+				t.Fatal("sending to the slow reader never failed")
+			}
+			sort.Slice(rtts, func(i, j int) bool { return rtts[i] < rtts[j] })
+			t.Logf("healthy round trips during the flood: %d, median %v, max %v", len(rtts), rtts[len(rtts)/2], rtts[len(rtts)-1])
+			checkEcho(t, healthy, "after the slow reader")
+			// What the slow reader gets: frames, then the end of the connection.
+			_ = slow.SetReadDeadline(time.Now().Add(ioTimeout))
+			if n, err := io.Copy(io.Discard, slow.br); err != nil && !isReset(err) {
+				t.Fatalf("slow reader: %v after %d bytes", err, n)
+			}
+			if h := liveHeap(); h > baseHeap+heapSlack {
+				t.Fatalf("live heap %.1f MiB after the slow reader, baseline %.1f MiB", float64(h)/(1<<20), float64(baseHeap)/(1<<20))
+			}
+		})
+	}
+}
+
+// TestSlowReaderBroadcast broadcasts to a client that reads and one that
+// never does: the slow one is dropped (1008, ErrWriteQueueFull) once its
+// queue passes MaxWriteQueue, and the reading one receives every broadcast,
+// in order, before and after.
+func TestSlowReaderBroadcast(t *testing.T) {
+	rec := newRecorder()
+	s, addr := startServer(t, rec, server.Config{Loops: 1})
+	reader := dialRaw(t, addr)
+	reader.handshake("/reader")
+	slow := dialRaw(t, addr)
+	slow.handshake("/slow")
+	if !waitFor(ioTimeout, func() bool { return s.Conns() == 2 }) {
+		t.Fatalf("Conns() = %d", s.Conns())
+	}
+	msg := make([]byte, 64<<10)
+	var errs []error
+	sent := 0
+	for ; sent < 10_000 && errs == nil; sent++ { // 640 MiB: a bound never reached
+		binary.BigEndian.PutUint64(msg, uint64(sent))
+		if err := s.Broadcast(ws.OpBinary, msg); err != nil {
+			t.Fatalf("Broadcast: %v", err)
+		}
+		// One broadcast at a time: the reader's copy arriving means the
+		// slow reader's was queued too.
+		f := reader.nextFrame()
+		if got := binary.BigEndian.Uint64(f.payload); f.h.OpCode != ws.OpBinary || got != uint64(sent) {
+			t.Fatalf("reader got broadcast %d (%v), want %d", got, f.h.OpCode, sent)
+		}
+		select {
+		case id := <-rec.closed:
+			errs = rec.errs(id)
+		default:
+		}
+	}
+	if len(errs) != 1 || server.CloseStatus(errs[0]) != ws.StatusPolicyViolation || !errors.Is(errs[0], server.ErrWriteQueueFull) {
+		t.Fatalf("OnClose %v after %d broadcasts, want 1008 with ErrWriteQueueFull", errs, sent)
+	}
+	t.Logf("slow reader dropped after %d broadcasts of 64 KiB", sent)
+	for i := range 10 {
+		msg[8] = byte(i)
+		if err := s.Broadcast(ws.OpBinary, msg[:100]); err != nil {
+			t.Fatal(err)
+		}
+		if f := reader.nextFrame(); !bytes.Equal(f.payload, msg[:100]) {
+			t.Fatalf("broadcast %d after the drop: wrong payload", i)
+		}
+	}
+	if s.Conns() != 1 {
+		t.Fatalf("Conns() = %d, want 1", s.Conns())
+	}
+	reader.closeNormal()
+}
