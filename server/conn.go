@@ -132,7 +132,9 @@ func (c *Conn) SetContext(v any) { c.ctx = v }
 
 // WriteMessage sends one unfragmented message. Loop only: call it from this
 // connection's callbacks (OnOpen, OnMessage, its timers); from any other
-// goroutine, or for a connection of another loop, use Send. payload is not
+// goroutine, or for a connection of another loop, use Send. It returns
+// ErrClosed once the connection is closing or closed, and ErrControlTooLong
+// for a control frame over 125 bytes. payload is not
 // retained: it is copied or written before WriteMessage returns. Frames written
 // during OnMessage are coalesced and sent with one write when the loop has
 // handled all the bytes that arrived. op may be a data or control opcode.
@@ -245,7 +247,8 @@ func (c *Conn) compress(op ws.OpCode, n int) bool {
 // Compressed reports whether permessage-deflate was negotiated. Any goroutine after OnOpen.
 func (c *Conn) Compressed() bool { return c.opts&optDeflate != 0 }
 
-// Ping sends a ping with payload (at most 125 bytes) from any goroutine.
+// Ping sends a ping with payload (at most 125 bytes) from any goroutine. It
+// returns ErrClosed once the connection is closed (see Send).
 func (c *Conn) Ping(payload []byte) error { return c.Send(ws.OpPing, payload) }
 
 // Close starts the closing handshake with code and reason (RFC 6455 §7.1.2)

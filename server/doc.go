@@ -80,6 +80,15 @@
 // Timer.Stop. Writes made during OnMessage are coalesced into one write
 // when the loop has handled the bytes that arrived.
 //
+// # Sharing a port with net/http
+//
+// Server is an http.Handler: mux.Handle("/ws", s) upgrades the requests that
+// reach it and hands their connections to the loops, where they live like
+// connections of megaws's own listener. Start runs the loops without a
+// listener for a server that is reached only that way. Client code for
+// tests and bots is in package client; package servertest starts a server
+// on a free port for a test.
+//
 // # Borrowed memory
 //
 // The payload handed to OnMessage is borrowed from the loop's buffers (for a

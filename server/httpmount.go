@@ -11,24 +11,6 @@ import (
 	"github.com/panjf2000/gnet/v2"
 )
 
-// Mounting megaws on a net/http server.
-//
-// Server implements http.Handler: mounted on a mux (mux.Handle("/ws", s)),
-// it takes the WebSocket upgrade requests that reach it, hijacks their TCP
-// connections from net/http and hands them to its event loops (gnet's
-// Enroll), where the handshake is answered exactly as on megaws's own
-// listener — OnUpgrade, origins, subprotocols, compression, limits — and the
-// connection lives on like any other. The net/http server keeps its port,
-// its other routes and its middleware (which runs before ServeHTTP, on the
-// request only).
-//
-// The cost is paid once per connection, in the handshake: net/http parses
-// the request and runs a goroutine for it, the request head is rebuilt for
-// megaws's parser, and Enroll duplicates the descriptor and waits for the
-// loop. After the upgrade, a mounted connection costs the same as a native
-// one. Connections must be plain TCP: terminate TLS in front (gnet cannot
-// take over a crypto/tls connection).
-
 // enrolled is what ServeHTTP hands to the loop with a hijacked connection.
 type enrolled struct {
 	head []byte // the request head, rebuilt for codec.ParseRequest
@@ -77,11 +59,29 @@ func (s *Server) Start() error {
 	return nil
 }
 
-// ServeHTTP upgrades a WebSocket request that reached it through net/http
-// and hands the connection to the server's event loops; see the comment
-// above Start. Requests that are not upgrades get 426 Upgrade Required. It
-// needs a server that runs (ListenAndServe or Start); once it stopped, it
-// answers 503.
+// ServeHTTP makes Server an http.Handler, to share a port with net/http:
+// mounted on a mux (mux.Handle("/ws", s)), it takes the WebSocket upgrade
+// requests that reach it, hijacks their TCP connections from net/http and
+// hands them to its event loops (gnet's Enroll), where the handshake is
+// answered exactly as on megaws's own listener — OnUpgrade, origins,
+// subprotocols, compression, limits — and the connection lives on like any
+// other. The net/http server keeps its port, its other routes and its
+// middleware (which runs before ServeHTTP, on the request only). Requests
+// that are not upgrades get 426 Upgrade Required.
+//
+// The cost is paid once per connection, in the handshake: net/http parses
+// the request in a goroutine of its own, the request head is rebuilt for
+// megaws's parser, and Enroll duplicates the descriptor and waits for the
+// loop (measured in one process: 180 µs and 93 allocations per handshake,
+// 110 µs and 24 on the native listener). After the upgrade a mounted
+// connection costs what a native one does, plus gnet's copy of its local
+// address. Connections must be plain TCP: terminate TLS in front (gnet
+// cannot take over a crypto/tls connection), and the client must not send
+// frames before the 101 (RFC 6455 §4.1; such a request gets 400).
+//
+// It needs a server that runs (ListenAndServe, or Start when megaws has no
+// port of its own); it waits while the server starts and answers 503 once
+// it stopped.
 // It blocks only until a loop has taken the connection (or, while the
 // server starts, until its loops run).
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

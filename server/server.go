@@ -97,7 +97,10 @@ func New(h Handler, cfg Config) *Server {
 
 // ListenAndServe listens on the TCP address addr ("127.0.0.1:8080"; port 0
 // picks a free port, see Addr) and serves until Stop. It returns after the
-// event loops have exited.
+// event loops have exited: nil after Stop, ErrUnexpectedStop when they
+// stopped by themselves (an error the log describes), or the error that
+// kept it from listening. An address another process listens on is refused
+// unless Config.ReusePort asks to share it.
 func (s *Server) ListenAndServe(addr string) error {
 	defer close(s.done)
 	// On Linux each loop accepts on its own listener (see listen.go).
