@@ -82,7 +82,7 @@ for t in "${targets[@]}"; do
     log=$(mktemp)
     corpus="./$pkg/testdata/fuzz/$name"
     before=$(ls "$corpus" 2>/dev/null | sort || true)
-    if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" "./$pkg" 2>&1 | tee "$log"; then
+    if go test -run '^$' -fuzz "^${name}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s "./$pkg" 2>&1 | tee "$log"; then
         last=$(grep -o 'elapsed: [^,]*, execs: [0-9]*' "$log" | tail -1 || true)
         summary+=("$name (./$pkg): no finding; ${last:-ran $fuzztime}")
     elif deadline_race "$log" "$before" "$corpus"; then
