@@ -65,6 +65,15 @@ func (l *Loop) deliverBatch(batch []task) {
 		}
 		l.stats.msgsOut += uint64(len(frames))
 		l.stats.bytesOut += uint64(payload)
+		if c.opts&optDeflate != 0 {
+			if fb, zframes := l.compressedFor(c, batch); fb != nil {
+				l.writeOwned(c, fb)
+			} else {
+				l.fanIOV = append(l.fanIOV[:0], zframes...)
+				l.writeBorrowed(c, l.fanIOV)
+			}
+			return
+		}
 		if l.congestedNow(c) {
 			if g == nil {
 				g = l.logFor(target)
@@ -92,6 +101,9 @@ func (l *Loop) deliverBatch(batch []task) {
 	} else {
 		target.room.each(l, write)
 	}
+	clear(l.fanZFrames)
+	l.fanZFrames = l.fanZFrames[:0]
+	clear(l.fanZ)
 	for i := range frames {
 		frames[i] = nil
 	}
@@ -110,6 +122,14 @@ func (l *Loop) writeSharedTo(c *Conn, f *sharedFrame, n int) {
 	}
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(n)
+	if c.opts&optDeflate != 0 {
+		if op, p := f.opPayload(); c.compress(op, len(p)) {
+			fb := getFrameBuf(0)
+			*fb = l.appendDeflatedFrame(*fb, c, op, p)
+			l.writeOwned(c, fb)
+			return
+		}
+	}
 	if l.congestedNow(c) {
 		f.refs.Add(1)
 		l.enqueue(c, outItem{f: f})

@@ -1,7 +1,6 @@
 package server
 
 import (
-	"compress/flate"
 	"io"
 	"log/slog"
 	"runtime"
@@ -115,16 +114,28 @@ type Config struct {
 	AllowedOrigins []string
 
 	// Compression enables permessage-deflate (RFC 7692) for clients that
-	// offer it. megaws always negotiates no context takeover in both
-	// directions, so an idle connection holds no compression state and one
-	// compressor per event loop serves all its connections. Default: off.
+	// offer it. One compressor and one decompressor per event loop serve all
+	// its connections; without context takeover (CompressionWindowBits) a
+	// connection keeps nothing between messages. Any server_max_window_bits
+	// a client asks for is honoured. Default: off.
 	Compression bool
 	// CompressionThreshold is the smallest payload that is compressed when
 	// compression was negotiated; smaller messages go out uncompressed.
 	// Default: 256 bytes.
 	CompressionThreshold int
-	// CompressionLevel is the compress/flate level. Default: flate.BestSpeed.
+	// CompressionLevel is the compression level, 1 (fastest) to 9 (smallest),
+	// as zlib's. Default: 1.
 	CompressionLevel int
+	// CompressionWindowBits, when Compression is on and it is 8 to 15, offers
+	// context takeover: a connection whose client allows it compresses each
+	// message against the last 2^CompressionWindowBits bytes it sent, and the
+	// client is asked for the same window for what it sends (RFC 7692
+	// client_max_window_bits; a client that cannot take that request gets no
+	// takeover in its direction). Small repetitive messages (game state,
+	// chat) then shrink to a fraction of their size, for 2 x 2^bits bytes of
+	// memory per compressing connection (10 bits: 2 KiB). Default: 0, no
+	// context takeover (nothing kept between messages).
+	CompressionWindowBits int
 
 	// RateLimit bounds the messages and bytes per second each connection may
 	// send (token buckets with a burst); over it, a message is dropped or
@@ -191,7 +202,7 @@ func (c Config) withDefaults() Config {
 	setDur(&c.TimerResolution, 10*time.Millisecond)
 	setInt(&c.CompressionThreshold, 256)
 	if c.CompressionLevel == 0 {
-		c.CompressionLevel = flate.BestSpeed
+		c.CompressionLevel = 1
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))

@@ -77,6 +77,7 @@ type Conn struct {
 // connection stays small.
 type connExt struct {
 	protocol string
+	z        *zstate // permessage-deflate, set during the handshake
 	closeErr *CloseError
 	rooms    []membership
 	asm      *[]byte    // reassembly buffer of a fragmented message; nil otherwise
@@ -162,19 +163,9 @@ func (c *Conn) WriteSnapshot(op ws.OpCode, payload []byte) error {
 	if l.queueFull(c) {
 		return ErrWriteQueueFull
 	}
-	n := codec.HeaderSize(len(payload), false) + len(payload)
-	fb := getFrameBuf(n)
-	if c.compress(op, len(payload)) {
-		if l.deflater == nil {
-			l.deflater = getDeflater(l.s.cfg.CompressionLevel)
-		}
-		*fb = appendCompressedFrame((*fb)[:0], l.deflater, op, payload)
-	} else {
-		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
-	}
 	l.stats.msgsOut++
 	l.stats.bytesOut += uint64(len(payload))
-	l.writeSnapshot(c, fb)
+	l.writeSnapshot(c, l.snapshotFrame(c, op, payload))
 	return nil
 }
 
@@ -224,14 +215,14 @@ func (c *Conn) send(op ws.OpCode, payload []byte, snap bool) error {
 		return ErrWriteQueueFull
 	}
 	fb := getFrameBuf(int(n))
-	if c.compress(op, len(payload)) {
-		d := getDeflater(c.l.s.cfg.CompressionLevel)
-		*fb = appendCompressedFrame((*fb)[:0], d, op, payload)
-		deflaters.Put(d)
+	raw := c.compress(op, len(payload))
+	if raw {
+		// Compressed on the loop, in wire order (context takeover).
+		*fb = append((*fb)[:0], payload...)
 	} else {
 		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
 	}
-	if !c.l.post(task{send: c, buf: fb, n: n, snap: snap}) {
+	if !c.l.post(task{send: c, buf: fb, n: n, snap: snap, op: op, raw: raw}) {
 		c.sendq.Add(-n)
 		putFrameBuf(fb)
 		return ErrClosed

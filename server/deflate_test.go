@@ -126,13 +126,21 @@ func TestDeflateInvalid(t *testing.T) {
 	})
 }
 
-func TestDeflateDeclined(t *testing.T) {
+// TestDeflateSmallServerWindow: a client's server_max_window_bits below 15
+// (Autobahn 13.3, 13.5) is honoured, not declined: the compressor keeps its
+// back-references within the window the client asked for.
+func TestDeflateSmallServerWindow(t *testing.T) {
 	_, addr := startServer(t, echo{}, server.Config{Compression: true})
 	c := dialRaw(t, addr)
-	// A server window below 2^15 cannot be honoured by compress/flate.
-	c.write([]byte(upgradeRequest("/", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=10\r\n")))
+	c.write([]byte(upgradeRequest("/", "Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=9\r\n")))
 	resp := c.response()
-	if resp.StatusCode != 101 || resp.Header.Get("Sec-WebSocket-Extensions") != "" {
-		t.Fatalf("status %d, extensions %q", resp.StatusCode, resp.Header.Get("Sec-WebSocket-Extensions"))
+	if got := resp.Header.Get("Sec-WebSocket-Extensions"); resp.StatusCode != 101 || !strings.Contains(got, "server_max_window_bits=9") {
+		t.Fatalf("status %d, extensions %q", resp.StatusCode, got)
+	}
+	msg := []byte(strings.Repeat("megaws honours small windows; ", 100))
+	c.write(compressedFrame(ws.OpText, true, true, deflateRaw(t, msg)))
+	f := c.mustFrame()
+	if f.h.Rsv != 0x4 || !bytes.Equal(inflateRaw(t, f.payload), msg) {
+		t.Fatalf("echo: rsv %x, %d bytes", f.h.Rsv, len(f.payload))
 	}
 }

@@ -67,9 +67,12 @@ type Loop struct {
 	fanFrames [][]byte // frames of the fan-out batch being delivered
 	fanIOV    [][]byte // their copy handed to writev
 
-	inflater codec.Inflater
-	deflater *codec.Deflater // created on first use
-	zbuf     []byte          // compressed payload scratch
+	inflater codec.WindowInflater
+	deflater *codec.WindowDeflater // created on first use
+	zbuf     []byte                // compressed payload scratch
+	// fanZ and fanZFrames hold, while a fan-out batch is delivered, its
+	// frames compressed for members without context takeover.
+	fanZ, fanZFrames [][]byte
 }
 
 func newLoop(s *Server, el gnet.EventLoop, idx int) *Loop {

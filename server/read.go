@@ -74,11 +74,7 @@ func (s *Server) handshakeFrom(c *Conn, b []byte) int {
 		c.extState().protocol = r.protocol
 		c.opts |= optProtocol
 	}
-	ext := ""
-	if s.cfg.Compression && req.NegotiateDeflate() {
-		ext = codec.DeflateResponse
-		c.opts |= optDeflate
-	}
+	ext := s.negotiateDeflate(c, req)
 	l.out = codec.AppendUpgradeResponse(l.out, req.Key, r.protocol, ext)
 	c.state = stateOpen
 	c.flags |= flagOpened
@@ -274,7 +270,7 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 		// A whole message in one frame: handed over straight from gnet's buffer.
 		if h.Rsv != 0 {
 			var err error
-			if p, err = l.inflater.Inflate(p, s.cfg.MaxMessageSize); err != nil {
+			if p, err = l.inflateFrom(c, p); err != nil {
 				l.fail(c, err)
 				return
 			}
@@ -320,7 +316,7 @@ func (s *Server) data(c *Conn, h ws.Header, p []byte) {
 	payload := *msg
 	if compressed {
 		var err error
-		if payload, err = l.inflater.Inflate(payload, s.cfg.MaxMessageSize); err != nil {
+		if payload, err = l.inflateFrom(c, payload); err != nil {
 			l.fail(c, err)
 			return
 		}

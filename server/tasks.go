@@ -5,6 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gobwas/ws"
+
 	"github.com/panjf2000/gnet/v2"
 )
 
@@ -18,6 +20,8 @@ type task struct {
 	buf    *[]byte      // Send: the encoded frame
 	n      int64        // Send: bytes accounted in send.sendq
 	snap   bool         // Send: a snapshot (SendSnapshot)
+	raw    bool         // Send: buf is the payload of an op message, to compress on the loop
+	op     ws.OpCode    // Send: the opcode of a raw payload
 }
 
 // taskQueue is a loop's FIFO of tasks. gnet's own task queues may reorder
@@ -92,7 +96,7 @@ func (l *Loop) runTasks(context.Context) error {
 			continue
 		}
 		if t.send != nil {
-			l.runSend(t.send, t.buf, t.n, t.snap)
+			l.runSend(t)
 		} else {
 			l.callFunc(cbLoopFunc, t.fn)
 		}
@@ -110,14 +114,26 @@ func (l *Loop) runTasks(context.Context) error {
 }
 
 // runSend writes a frame queued by Conn.Send.
-func (l *Loop) runSend(c *Conn, buf *[]byte, n int64, snap bool) {
-	c.sendq.Add(-n)
+func (l *Loop) runSend(t *task) {
+	c, buf := t.send, t.buf
+	c.sendq.Add(-t.n)
 	if c.state != stateOpen || l.queueFull(c) {
 		putFrameBuf(buf)
 		return
 	}
+	if t.raw {
+		if t.snap {
+			l.stats.msgsOut++
+			l.stats.bytesOut += uint64(len(*buf))
+			l.writeSnapshot(c, l.snapshotFrame(c, t.op, *buf))
+		} else {
+			l.writeFrame(c, t.op, *buf)
+		}
+		putFrameBuf(buf)
+		return
+	}
 	l.stats.msgsOut++
-	if snap {
+	if t.snap {
 		l.writeSnapshot(c, buf)
 		return
 	}

@@ -97,11 +97,7 @@ func (l *Loop) writeFrame(c *Conn, op ws.OpCode, payload []byte) {
 	l.stats.bytesOut += uint64(len(payload))
 	var rsv byte
 	if c.compress(op, len(payload)) {
-		if l.deflater == nil {
-			l.deflater = getDeflater(l.s.cfg.CompressionLevel)
-		}
-		l.zbuf = l.deflater.AppendDeflate(l.zbuf[:0], payload)
-		payload, rsv = l.zbuf, rsv1
+		payload, rsv = l.deflateTo(c, payload), rsv1
 		defer func() {
 			if cap(l.zbuf) > 4*corkLimit {
 				l.zbuf = nil
@@ -178,11 +174,28 @@ func (l *Loop) writeOwned(c *Conn, buf *[]byte) {
 	l.afterWrite(c)
 }
 
+// snapshotFrame encodes a snapshot message for c into a pooled buffer,
+// compressed when c compresses.
+func (l *Loop) snapshotFrame(c *Conn, op ws.OpCode, payload []byte) *[]byte {
+	fb := getFrameBuf(codec.HeaderSize(len(payload), false) + len(payload))
+	if c.compress(op, len(payload)) {
+		*fb = l.appendDeflatedFrame((*fb)[:0], c, op, payload)
+	} else {
+		*fb = codec.AppendFrame((*fb)[:0], op, true, payload)
+	}
+	return fb
+}
+
 // writeSnapshot writes a snapshot frame (owned buffer): when c lags, it
 // replaces the snapshot still waiting in c's queue, or waits there itself.
+// Under context takeover it is an ordinary message (see deflate.go).
 func (l *Loop) writeSnapshot(c *Conn, fb *[]byte) {
 	if l.corked == c && len(l.out) > 0 {
 		l.flush(c) // what was written before goes first
+	}
+	if c.takeover() {
+		l.writeOwned(c, fb)
+		return
 	}
 	if !l.congestedNow(c) {
 		_, _ = c.gc.Write(*fb)
@@ -257,27 +270,6 @@ func (l *Loop) dropSlow(c *Conn, cause error) {
 
 // rsv1 is the RSV1 bit in ws.Header.Rsv: "per-message compressed" (RFC 7692 §6).
 const rsv1 = 0x4
-
-// deflaters recycles compressors for Send, which runs on arbitrary goroutines.
-var deflaters sync.Pool
-
-func getDeflater(level int) *codec.Deflater {
-	if d, ok := deflaters.Get().(*codec.Deflater); ok {
-		return d
-	}
-	d, err := codec.NewDeflater(level)
-	if err != nil {
-		d, _ = codec.NewDeflater(1)
-	}
-	return d
-}
-
-// appendCompressedFrame appends a compressed data frame carrying p.
-func appendCompressedFrame(dst []byte, d *codec.Deflater, op ws.OpCode, p []byte) []byte {
-	z := d.AppendDeflate(nil, p)
-	dst = codec.AppendHeader(dst, ws.Header{Fin: true, Rsv: rsv1, OpCode: op, Length: int64(len(z))})
-	return append(dst, z...)
-}
 
 // frameBufs recycles frame buffers: Send's, and the copies queued for
 // congested connections.
