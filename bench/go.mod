@@ -10,7 +10,7 @@ require (
 	github.com/lxzan/gws v1.8.9
 	github.com/megaws/megaws v0.0.0
 	golang.org/x/sys v0.35.0
-	golang.org/x/term v0.29.0
+	golang.org/x/term v0.31.0
 	gonum.org/v1/plot v0.15.2
 )
 
@@ -24,12 +24,12 @@ require (
 	github.com/dolthub/maphash v0.1.0 // indirect
 	github.com/gobwas/httphead v0.1.0 // indirect
 	github.com/golang/freetype v0.0.0-20170609003504-e2365dfdc4a0 // indirect
-	github.com/klauspost/compress v1.17.9 // indirect
+	github.com/klauspost/compress v1.18.0 // indirect
 	github.com/lesismal/llib v1.2.2 // indirect
 	github.com/pmezard/go-difflib v1.0.0 // indirect
-	golang.org/x/crypto v0.0.0-20210513122933-cd7d49e622d5 // indirect
+	golang.org/x/crypto v0.37.0 // indirect
 	golang.org/x/image v0.24.0 // indirect
-	golang.org/x/text v0.22.0 // indirect
+	golang.org/x/text v0.24.0 // indirect
 )
 
 replace github.com/megaws/megaws => ../

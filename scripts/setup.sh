@@ -3,7 +3,9 @@
 #
 # Idempotent and quick when everything is already there; stops at the first failure
 # with the failing step named. Run as root (apt-get). Steps:
-#   1. Debian packages: chromium (real-browser interop), nginx (wss:// tests), openssl
+#   1. Debian packages: chromium (real-browser interop), nginx (wss:// tests, cluster),
+#      openssl, redis-server and nats-server (real brokers for broker/redis,
+#      broker/nats and the cluster tests; the tests start their own on free ports)
 #   2. Node.js + npm (Debian's, only if node is missing)
 #   3. npm ci in scripts/js (ws, playwright-core), skipped while node_modules matches
 #      package-lock.json; playwright-core never downloads a browser, the tests use
@@ -39,7 +41,7 @@ installed() {
 }
 
 # 1. Debian packages.
-debs=(chromium nginx openssl)
+debs=(chromium nginx openssl redis-server nats-server)
 missing=()
 for p in "${debs[@]}"; do
     installed "$p" || missing+=("$p")
@@ -53,7 +55,11 @@ if [[ ${#missing[@]} -gt 0 ]]; then
 fi
 command -v chromium >/dev/null || fail "chromium not on PATH after installing the chromium package"
 command -v nginx >/dev/null || [[ -x /usr/sbin/nginx ]] || fail "nginx not found after installing the nginx package"
-step "debian: ${debs[*]} ok ($(dpkg-query -W -f='${Version}' chromium) / nginx $(dpkg-query -W -f='${Version}' nginx))"
+# Under systemd the broker packages also start system-wide services (Redis on
+# 6379, NATS on 4222); the tests do not use them: they start their own brokers.
+command -v redis-server >/dev/null || fail "redis-server not found after installing the redis-server package"
+command -v nats-server >/dev/null || [[ -x /usr/sbin/nats-server ]] || fail "nats-server not found after installing the nats-server package"
+step "debian: ${debs[*]} ok ($(dpkg-query -W -f='${Version}' chromium) / nginx $(dpkg-query -W -f='${Version}' nginx) / redis $(dpkg-query -W -f='${Version}' redis-server) / nats $(dpkg-query -W -f='${Version}' nats-server))"
 
 # 2. Node.js and npm: the machine image ships them; fall back to Debian's.
 if ! command -v node >/dev/null || ! command -v npm >/dev/null; then

@@ -24,6 +24,7 @@ import (
 // serveFlags are the flags of "megaws serve".
 type serveFlags struct {
 	addr, mode, logLevel, admin string
+	broker                      string // --broker URL, "" for a single node
 	loops, workers              int
 	cfg                         server.Config
 	worker                      int // >0 in a child started by --workers
@@ -47,6 +48,7 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.admin, "admin", "", "address of the admin HTTP listener (/debug/vars, /metrics, /debug/pprof/); empty disables it. With --workers, worker i listens on port+i. Keep it on loopback (127.0.0.1:PORT): any other address, 0.0.0.0 or an empty host included, exposes profiles and process internals to the network, and megaws warns at startup")
 	origins := fs.String("allowed-origins", "", originsHelp)
+	fs.StringVar(&f.broker, "broker", "", brokerHelp)
 	fs.IntVar(&f.cfg.MaxConns, "max-conns", server.DefaultMaxConns, "most WebSocket connections per process (HTTP 503 beyond)")
 	fs.IntVar(&f.cfg.MaxMessageSize, "max-message", server.DefaultMaxMessageSize, "largest message in bytes (close 1009 beyond)")
 	fs.IntVar(&f.cfg.MaxWriteQueue, "max-write-queue", server.DefaultMaxWriteQueue, "bytes queued for a slow reader before it is closed with 1008")
@@ -82,6 +84,9 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	if f.cfg.AllowedOrigins, err = parseOrigins(*origins); err != nil {
 		return nil, err
 	}
+	if err := checkBrokerURL(f.broker); err != nil {
+		return nil, err
+	}
 	// Negative is off in every version of the library; 0 meant "the default,
 	// 5 s" before embedders' default became off.
 	f.cfg.MemoryReleaseInterval = *memoryRelease
@@ -114,6 +119,12 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return runWorkers(f, args, stdout, stderr, log)
 	}
 	f.cfg.Logger = log
+	if f.broker != "" {
+		if f.cfg.Broker, err = newBroker(f.broker, log); err != nil {
+			fmt.Fprintln(stderr, "megaws serve:", err)
+			return 2
+		}
+	}
 	h := newHandler(f.mode)
 	s := server.New(h, f.cfg)
 	if b, ok := h.(*broadcastHandler); ok {
