@@ -26,8 +26,9 @@ import (
 // members get it regardless.
 type Broker interface {
 	// Start connects and from then on delivers every message published on a
-	// subscribed channel — by any node, this one included — to deliver, in
-	// the order each node published them on that channel. deliver is called
+	// subscribed channel by the other nodes to deliver, in the order each
+	// node published them on that channel; the node's own messages may be
+	// delivered too (megaws ignores them), or not (NATS's no-echo). deliver is called
 	// from the broker's goroutines; it does not block and does not keep msg.
 	// Start must not block longer than connecting takes; an implementation
 	// reconnects and resubscribes by itself after losing the broker.
@@ -59,6 +60,18 @@ const (
 	envAll
 	envConn
 )
+
+// ClusterObserver is implemented by handlers that keep state the publishes
+// describe (a game world, a shared board) and must apply the other nodes'
+// publishes to it too: megaws delivers those to the local members itself,
+// so without this the handler never sees them. OnRemotePublish is called
+// for every room publish and broadcast that arrives from another node (room
+// is "" for a broadcast), on the broker's goroutine, before the local
+// members get it; it must not block, and payload is valid only until it
+// returns. A panic in it is recovered and logged.
+type ClusterObserver interface {
+	OnRemotePublish(room string, op ws.OpCode, payload []byte)
+}
 
 // ErrClusterDrop is returned by publishes whose cross-node part could not be
 // handed to the broker (the local part was delivered).
@@ -196,6 +209,22 @@ func (cl *cluster) envelope(kind byte, room string, conn uint64, op ws.OpCode, p
 	return append(b, payload...)
 }
 
+// observeRemote calls the handler's ClusterObserver, if any.
+func (s *Server) observeRemote(room string, op ws.OpCode, payload []byte) {
+	if s.clusterObs == nil {
+		return
+	}
+	defer func() {
+		if v := recover(); v != nil {
+			if s.cfg.NoRecover {
+				panic(v)
+			}
+			s.log.Error("megaws: recovered panic in OnRemotePublish", "panic", fmt.Sprint(v), "room", room)
+		}
+	}()
+	s.clusterObs.OnRemotePublish(room, op, payload)
+}
+
 // publish hands one envelope to the broker; a failure is counted.
 func (cl *cluster) publish(channel string, env []byte) error {
 	if err := cl.b.Publish(channel, env); err != nil {
@@ -221,6 +250,7 @@ func (s *Server) deliver(channel string, msg []byte) {
 	switch kind {
 	case envAll:
 		cl.in.Add(1)
+		s.observeRemote("", op, rest)
 		_ = s.fanoutTo(op, rest, fanTarget{})
 	case envRoom:
 		if len(rest) < 2 || len(rest) < 2+int(binary.BigEndian.Uint16(rest)) {
@@ -228,6 +258,9 @@ func (s *Server) deliver(channel string, msg []byte) {
 		}
 		n := int(binary.BigEndian.Uint16(rest))
 		payload := rest[2+n:]
+		if s.clusterObs != nil {
+			s.observeRemote(string(rest[2:2+n]), op, payload)
+		}
 		s.roomsMu.Lock()
 		st := s.rooms[string(rest[2:2+n])]
 		s.roomsMu.Unlock()

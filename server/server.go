@@ -27,8 +27,10 @@ type Server struct {
 	ticker Ticker
 	// roomHook is the handler as a RoomObserver, if it is one.
 	roomHook RoomObserver
-	log      *slog.Logger
-	res      time.Duration
+	// clusterObs is the handler as a ClusterObserver, if it is one.
+	clusterObs ClusterObserver
+	log        *slog.Logger
+	res        time.Duration
 	// keepaliveGrain is the granularity, in ticks, of keepalive and idle
 	// deadlines.
 	keepaliveGrain uint32
@@ -76,6 +78,7 @@ func New(h Handler, cfg Config) *Server {
 	s := &Server{cfg: c, h: h, log: c.Logger, ready: make(chan struct{}), done: make(chan struct{}), clientDone: make(chan struct{}), running: make(chan struct{})}
 	s.http, _ = h.(HTTPResponder)
 	s.roomHook, _ = h.(RoomObserver)
+	s.clusterObs, _ = h.(ClusterObserver)
 	if c.TickInterval > 0 {
 		s.ticker, _ = h.(Ticker)
 	}

@@ -187,6 +187,8 @@ func (b *Broker) Start(deliver func(channel string, msg []byte)) error {
 	}
 	defaults := []natsgo.Option{
 		natsgo.Name("megaws"),
+		// A node ignores its own messages: the server does not send them back.
+		natsgo.NoEcho(),
 		natsgo.PingInterval(20 * time.Second),
 		natsgo.MaxPingsOutstanding(2),
 	}

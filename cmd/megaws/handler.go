@@ -2,7 +2,7 @@ package main
 
 import (
 	"github.com/gobwas/ws"
-	"github.com/megaws/megaws/examples/demo"
+	"github.com/megaws/megaws/cmd/megaws/internal/demo"
 	"github.com/megaws/megaws/server"
 )
 

@@ -17,7 +17,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/megaws/megaws/examples/demo"
+	"github.com/megaws/megaws/cmd/megaws/internal/demo"
 	"github.com/megaws/megaws/server"
 )
 
@@ -61,7 +61,8 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", server.DefaultPingInterval, "silence before a keepalive ping (negative disables)")
 	fs.DurationVar(&f.cfg.IdleTimeout, "idle-timeout", server.DefaultIdleTimeout, "silence, pongs included, before the connection is closed (negative disables)")
 	fs.DurationVar(&f.cfg.CloseTimeout, "close-timeout", server.DefaultCloseTimeout, "wait for the peer's close frame")
-	fs.BoolVar(&f.cfg.Compression, "compression", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it; no context takeover")
+	fs.BoolVar(&f.cfg.Compression, "compression", false, "negotiate permessage-deflate (RFC 7692) with clients that offer it; no context takeover unless --compression-window is set")
+	fs.IntVar(&f.cfg.CompressionWindowBits, "compression-window", 0, "with --compression: 0 for no context takeover (nothing kept between messages), or 8 to 15 for context takeover with a window of 2^BITS bytes per direction and connection (10: 2 KiB per connection, for small repetitive messages such as game state)")
 	fs.IntVar(&f.cfg.CompressionThreshold, "compression-threshold", 256, "smallest payload compressed when deflate is negotiated")
 	memoryRelease := fs.Duration("memory-release", 5*time.Second, "how often to check whether a burst of large messages left memory behind, and if so collect it and return it to the OS; 0 disables")
 	stopTimeout := fs.Duration("stop-timeout", 5*time.Second, "graceful stop deadline on SIGINT/SIGTERM")
@@ -86,6 +87,9 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if err := checkBrokerURL(f.broker); err != nil {
 		return nil, err
+	}
+	if w := f.cfg.CompressionWindowBits; w != 0 && (w < 8 || w > 15) {
+		return nil, fmt.Errorf("--compression-window %d: want 0 (no context takeover) or 8 to 15", w)
 	}
 	// Negative is off in every version of the library; 0 meant "the default,
 	// 5 s" before embedders' default became off.

@@ -12,7 +12,7 @@ import (
 
 	"github.com/gobwas/ws"
 	"github.com/gobwas/ws/wsutil"
-	"github.com/megaws/megaws/examples/demo"
+	"github.com/megaws/megaws/cmd/megaws/internal/demo"
 	"github.com/megaws/megaws/server"
 )
 

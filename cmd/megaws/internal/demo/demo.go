@@ -5,7 +5,9 @@
 // It shows the embedding API in a few lines: the page is answered by the
 // handler's ServeHTTP (HTTPResponder) on the WebSocket port, every player joins
 // one Room in OnOpen, each move is applied to the server-side board and
-// published to the room, and a goroutine publishes Server.Stats once a second.
+// published to the room, and a goroutine sends Server.Stats once a second. In
+// a cluster (megaws serve --broker) it applies the other nodes' moves to its
+// board too (server.ClusterObserver).
 //
 // Protocol (JSON text messages on /ws):
 //
@@ -25,6 +27,7 @@ import (
 	_ "embed"
 	"encoding/base64"
 	"encoding/json"
+	"math/rand/v2"
 	"regexp"
 	"strconv"
 	"strings"
@@ -97,6 +100,9 @@ type Demo struct {
 	rates  []float64 // messages out per second, the last rateHistory samples
 
 	players atomic.Uint64
+	// idBase makes player ids unique across the nodes of a cluster: each
+	// process numbers its players from a random base.
+	idBase uint64
 }
 
 // player is a connection's state, kept in its Conn context (loop only).
@@ -106,7 +112,7 @@ type player struct {
 }
 
 // New returns a demo with an empty board.
-func New() *Demo { return &Demo{} }
+func New() *Demo { return &Demo{idBase: uint64(rand.IntN(9000)) * 1_000_000} }
 
 // Start attaches the demo to s, which must have been created with this Demo
 // as its handler, before s serves; it starts the goroutine that publishes
@@ -195,7 +201,7 @@ func (d *Demo) OnUpgrade(_ *server.Conn, r *server.Request) error {
 // OnOpen gives the player a color, sends the board and joins the room.
 func (d *Demo) OnOpen(c *server.Conn) {
 	n := d.players.Add(1)
-	p := &player{id: n, color: byte((n-1)%Colors) + 1}
+	p := &player{id: d.idBase + n, color: byte((n-1)%Colors) + 1}
 	c.SetContext(p)
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -283,6 +289,37 @@ func (d *Demo) clear(p *player) {
 	_ = d.room.Publish(ws.OpText, []byte(`{"t":"clear","by":`+strconv.FormatUint(p.id, 10)+`}`))
 }
 
+// OnRemotePublish applies the moves that players on other nodes of a cluster
+// (megaws serve --broker) made to this node's board, so the nodes' boards and
+// the snapshots they send to joining players agree. The server delivers the
+// moves to local players itself. Concurrent moves on the same cell through
+// different nodes may end in a different order on each node: last writer
+// wins per node.
+func (d *Demo) OnRemotePublish(room string, op ws.OpCode, payload []byte) {
+	if room != "board" || op != ws.OpText {
+		return
+	}
+	var m struct {
+		T string `json:"t"`
+		I int    `json:"i"`
+		C int    `json:"c"`
+	}
+	if json.Unmarshal(payload, &m) != nil {
+		return
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch m.T {
+	case "paint":
+		if m.I >= 0 && m.I < len(d.cells) && m.C >= 0 && m.C <= Colors {
+			d.cells[m.I] = byte(m.C)
+			d.paints++
+		}
+	case "clear":
+		d.cells = [Width * Height]byte{}
+	}
+}
+
 // stats is the panel's message.
 type stats struct {
 	T          string  `json:"t"`
@@ -298,9 +335,8 @@ type stats struct {
 	UptimeSec  int64   `json:"uptimeSec"`
 }
 
-// publishStats sends the server's counters to the room once a second, with
-// the message rates over the last interval. Server.Stats waits for every
-// loop, so it runs here, never on a loop.
+// publishStats sends the server's counters to this node's players once a
+// second, with the message rates over the last interval.
 func (d *Demo) publishStats(done <-chan struct{}) {
 	const every = time.Second
 	t := time.NewTicker(every)
@@ -337,7 +373,9 @@ func (d *Demo) publishStats(done <-chan struct{}) {
 		last, lastAt = st, now
 		b, err := json.Marshal(msg)
 		if err == nil {
-			_ = d.room.Publish(ws.OpText, b)
+			// To this node's players only (Room.Each runs on their
+			// loops): in a cluster every node sends its own panel.
+			_ = d.room.Each(func(c *server.Conn) { _ = c.WriteText(b) })
 		}
 	}
 }
