@@ -73,6 +73,8 @@ type Collector struct {
 	closeCodes, protoErrs                   *prometheus.Desc
 	queueDrops, budgetDrops, readQueueDrops *prometheus.Desc
 	rateLimited, snapshotsReplaced          *prometheus.Desc
+	pingsSent, pongsIn                      *prometheus.Desc
+	closesAnswered, closeTimeouts           *prometheus.Desc
 	readPauses, panics, fdShed, releases    *prometheus.Desc
 	clusterOut, clusterIn, clusterDrops     *prometheus.Desc
 	loopLag, loopLagMax                     *prometheus.Desc
@@ -116,6 +118,10 @@ func newCollector(stats func() server.Stats, opts ...Option) *Collector {
 		readQueueDrops: d("read_queue_drops_total", "Connections closed because they went on sending while they did not read (MaxReadQueue)."),
 
 		rateLimited:       d("rate_limited_messages_total", "Messages over a connection's rate limit (RateLimit): dropped, or their connection closed with 1008."),
+		pingsSent:         d("pings_sent_total", "Keepalive pings sent to connections silent for the ping interval."),
+		pongsIn:           d("pongs_received_total", "Pongs received (answers to keepalive pings and Conn.Ping)."),
+		closesAnswered:    d("close_handshakes_answered_total", "Close handshakes the server started (Close, Stop, idle timeout) that the peer completed with its close frame."),
+		closeTimeouts:     d("close_timeouts_total", "Close handshakes the server started that the peer did not answer within the close timeout."),
 		snapshotsReplaced: d("snapshots_replaced_total", "Snapshots (SendSnapshot, WriteSnapshot) that replaced an older one still waiting for a lagging peer, which never got the older one."),
 
 		readPauses: d("read_pauses_total", "Times reading from a connection paused because too much output waited for it (backpressure)."),
@@ -140,7 +146,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 		c.msgsIn, c.msgsOut, c.bytesIn, c.bytesOut,
 		c.closeCodes, c.protoErrs,
 		c.queueDrops, c.budgetDrops, c.readQueueDrops,
-		c.rateLimited, c.snapshotsReplaced,
+		c.rateLimited, c.snapshotsReplaced, c.pingsSent, c.pongsIn, c.closesAnswered, c.closeTimeouts,
 		c.readPauses, c.panics, c.fdShed, c.releases,
 		c.clusterOut, c.clusterIn, c.clusterDrops,
 		c.loopLag, c.loopLagMax,
@@ -171,6 +177,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	counter(c.readQueueDrops, st.ReadQueueDrops)
 	counter(c.rateLimited, st.RateLimited)
 	counter(c.snapshotsReplaced, st.SnapshotsReplaced)
+	counter(c.pingsSent, st.PingsSent)
+	counter(c.pongsIn, st.PongsIn)
+	counter(c.closesAnswered, st.ClosesAnswered)
+	counter(c.closeTimeouts, st.CloseTimeouts)
 	counter(c.readPauses, st.ReadPauses)
 	counter(c.fdShed, st.FDShed)
 	counter(c.releases, st.MemoryReleases)

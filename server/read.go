@@ -243,6 +243,7 @@ func (s *Server) frame(c *Conn, h ws.Header, p []byte) {
 			l.writeFrame(c, ws.OpPong, p)
 		}
 	case ws.OpPong:
+		l.stats.pongsIn++
 		// Liveness was recorded by the caller.
 	case ws.OpClose:
 		code, reason, err := codec.ParseClose(p)
@@ -254,6 +255,8 @@ func (s *Server) frame(c *Conn, h ws.Header, p []byte) {
 			// Echo the peer's status code (RFC 6455 §5.5.1, §7.1.5).
 			l.out = codec.AppendClose(l.out, code, "")
 			c.extState().closeErr = &CloseError{Code: code, Reason: string(reason), Remote: true}
+		} else {
+			l.stats.closesAnswered++ // the peer answered our close frame
 		}
 		c.state = stateClosed
 	default:

@@ -16,9 +16,13 @@ import (
 // per-loop mutex that only those events and readers take.
 type loopStats struct {
 	msgsIn, msgsOut, bytesIn, bytesOut uint64
+	// pingsSent, pongsIn, closesAnswered and closeTimeouts are published
+	// with the message counters.
+	pingsSent, pongsIn, closesAnswered, closeTimeouts uint64
 
 	pub struct {
-		msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+		msgsIn, msgsOut, bytesIn, bytesOut                atomic.Uint64
+		pingsSent, pongsIn, closesAnswered, closeTimeouts atomic.Uint64
 	}
 	handshakes        atomic.Uint64
 	queueDrops        atomic.Uint64
@@ -52,6 +56,14 @@ func (st *loopStats) publish() {
 	if st.pub.msgsOut.Load() != st.msgsOut {
 		st.pub.msgsOut.Store(st.msgsOut)
 		st.pub.bytesOut.Store(st.bytesOut)
+	}
+	if st.pub.pingsSent.Load() != st.pingsSent || st.pub.pongsIn.Load() != st.pongsIn {
+		st.pub.pingsSent.Store(st.pingsSent)
+		st.pub.pongsIn.Store(st.pongsIn)
+	}
+	if st.pub.closesAnswered.Load() != st.closesAnswered || st.pub.closeTimeouts.Load() != st.closeTimeouts {
+		st.pub.closesAnswered.Store(st.closesAnswered)
+		st.pub.closeTimeouts.Store(st.closeTimeouts)
 	}
 }
 
@@ -153,6 +165,13 @@ type Stats struct {
 	// ClusterIn messages from other nodes delivered here, ClusterDrops
 	// messages the broker could not take (lost for the other nodes).
 	ClusterOut, ClusterIn, ClusterDrops uint64
+	// PingsSent counts keepalive pings sent (Config.PingInterval), PongsIn
+	// pongs received (to those pings or to Conn.Ping).
+	PingsSent, PongsIn uint64
+	// ClosesAnswered counts close handshakes the server started (Conn.Close,
+	// Stop, idle timeout) that the peer completed with its close frame;
+	// CloseTimeouts those it did not answer within Config.CloseTimeout.
+	ClosesAnswered, CloseTimeouts uint64
 	// QueuedBytes is the memory held by output waiting for congested
 	// connections now (see Config.MaxQueuedBytes).
 	QueuedBytes int64
@@ -216,6 +235,10 @@ func (s *Server) Stats() Stats {
 		st.MessagesOut += ls.pub.msgsOut.Load()
 		st.BytesIn += ls.pub.bytesIn.Load()
 		st.BytesOut += ls.pub.bytesOut.Load()
+		st.PingsSent += ls.pub.pingsSent.Load()
+		st.PongsIn += ls.pub.pongsIn.Load()
+		st.ClosesAnswered += ls.pub.closesAnswered.Load()
+		st.CloseTimeouts += ls.pub.closeTimeouts.Load()
 		st.QueueDrops += ls.queueDrops.Load()
 		st.BudgetDrops += ls.budgetDrops.Load()
 		st.ReadQueueDrops += ls.readQueueDrops.Load()

@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"net"
 	"sync"
@@ -73,5 +74,37 @@ func TestHandshakeTimeoutNotEarly(t *testing.T) {
 	cwg.Wait()
 	if len(early) > 0 {
 		t.Fatalf("%d of %d silent connections closed before the %v handshake timeout: %v", len(early), n, timeout, early)
+	}
+}
+
+// TestKeepaliveCounters: keepalive pings and the pongs that answer them are
+// counted, and so is a close handshake the server started that the peer
+// answered (Stop), for reports such as the million-connection run's.
+func TestKeepaliveCounters(t *testing.T) {
+	s, addr := startServer(t, echo{}, server.Config{Loops: 1, PingInterval: 50 * time.Millisecond, IdleTimeout: time.Minute})
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	for range 3 {
+		f := c.mustFrame()
+		if f.h.OpCode != ws.OpPing {
+			t.Fatalf("got %v, want a keepalive ping", f.h.OpCode)
+		}
+		c.writeFrame(ws.OpPong, true, f.payload)
+	}
+	if !waitFor(5*time.Second, func() bool { st := s.Stats(); return st.PingsSent >= 3 && st.PongsIn >= 3 }) {
+		t.Fatalf("Stats %+v: want 3 pings sent and 3 pongs in", s.Stats())
+	}
+	answered := make(chan error, 1)
+	go func() { answered <- c.answerClose(ws.StatusGoingAway) }()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.Stop(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatal(err)
+	}
+	if st := s.Stats(); st.ClosesAnswered != 1 || st.CloseTimeouts != 0 {
+		t.Fatalf("ClosesAnswered %d, CloseTimeouts %d", st.ClosesAnswered, st.CloseTimeouts)
 	}
 }

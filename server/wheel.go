@@ -241,9 +241,17 @@ func (l *Loop) arm(c *Conn) {
 	case stateOpen:
 		ping, idle := l.ticks(cfg.PingInterval), l.ticks(cfg.IdleTimeout)
 		// lastRead is a tick started before the frame arrived: one more
-		// tick makes sure the silence lasted the whole interval.
-		if ping > 0 && c.flags&flagPinged == 0 {
-			due, ok = c.lastRead+ping+1, true
+		// tick makes sure the silence lasted the whole interval. Frames do
+		// not re-arm the timer (that would cost every read); a timer that
+		// fires early finds the new lastRead and arms again from it. While a
+		// ping is outstanding, look again one interval later: once its pong
+		// has come, the next ping is due an interval after the last frame.
+		if ping > 0 {
+			if c.flags&flagPinged == 0 {
+				due, ok = c.lastRead+ping+1, true
+			} else {
+				due, ok = l.now+ping, true
+			}
 		}
 		if idle > 0 && (!ok || int32(c.lastRead+idle+1-due) < 0) {
 			due, ok = c.lastRead+idle+1, true
@@ -288,6 +296,7 @@ func (l *Loop) fire(c *Conn) {
 		}
 		if ping := l.ticks(cfg.PingInterval); ping > 0 && silent > ping && c.flags&flagPinged == 0 {
 			c.flags |= flagPinged
+			l.stats.pingsSent++
 			l.writeFrame(c, ws.OpPing, nil)
 			if c.state != stateOpen {
 				return
@@ -300,6 +309,7 @@ func (l *Loop) fire(c *Conn) {
 			return
 		}
 		c.extState().closeErr.Err = ErrCloseTimeout
+		l.stats.closeTimeouts++
 		c.state = stateClosed
 		l.closeNow(c)
 	case stateClosed:
