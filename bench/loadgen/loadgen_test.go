@@ -1,11 +1,9 @@
 package loadgen
 
 import (
-	"bufio"
 	"fmt"
-	"io"
-	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/netip"
 	"strings"
 	"sync/atomic"
@@ -14,44 +12,57 @@ import (
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
+	"github.com/gorilla/websocket"
 
-	"github.com/megaws/megaws/codec"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // pingPong sends one verifiable message per connection at open and another
 // after each echo, until each connection has had rounds round trips.
 type pingPong struct {
-	NopHandler
+	loop.NopHandler
+	text   bool
 	size   int
 	rounds uint64
 	buf    []byte
 	done   *atomic.Int64
 }
 
-func (h *pingPong) send(c *Conn) {
-	c.Stamps = []int64{time.Now().UnixNano()}
-	FillPayload(h.buf, c.Seq, c.Stamps[0])
-	c.Seq++
-	c.Send(h.buf)
+func (h *pingPong) send(c *loop.Conn) {
+	st := StateOf(c)
+	st.Stamps = []int64{time.Now().UnixNano()}
+	if h.text {
+		FillTextPayload(h.buf, st.Seq, st.Stamps[0])
+		c.Send(ws.OpText, h.buf)
+	} else {
+		FillPayload(h.buf, st.Seq, st.Stamps[0])
+		c.Send(ws.OpBinary, h.buf)
+	}
+	st.Seq++
 }
 
-func (h *pingPong) OnOpen(c *Conn) { h.send(c) }
+func (h *pingPong) OnOpen(c *loop.Conn) { h.send(c) }
 
-func (h *pingPong) OnMessage(c *Conn, pong bool, p []byte) {
-	if pong {
+func (h *pingPong) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
+	if op == ws.OpPong {
 		return
 	}
-	if err := CheckPayload(p, h.size, c.Next, c.Stamps[0]); err != nil {
-		c.VerifyFailed(err)
+	st := StateOf(c)
+	check := CheckPayload
+	if h.text {
+		check = CheckTextPayload
+	}
+	if err := check(p, h.size, st.Next, st.Stamps[0]); err != nil {
+		VerifyFailed(c, err)
 		return
 	}
-	c.Next++
-	if c.Next < h.rounds {
+	st.Next++
+	if st.Next < h.rounds {
 		h.send(c)
 		return
 	}
 	h.done.Add(1)
-	c.Close()
+	c.Close(ws.StatusNormalClosure, "")
 }
 
 func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
@@ -65,143 +76,80 @@ func waitFor(t *testing.T, what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func TestEchoVerified(t *testing.T) {
-	// megaws itself is exercised end to end by package scenario, as a
-	// separate process; here a plain gobwas/ws server answers.
-	addr := rawServer(t, false, false)
-	for _, size := range []int{PayloadHeader, 64, 125, 126, 1024, 65535, 65536, 300_000} {
-		var done atomic.Int64
-		cl, err := New(Config{
-			Addr:      addr,
-			Loops:     2,
-			SourceIPs: []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")},
-		}, func(*Loop) Handler { return &pingPong{size: size, rounds: 5, buf: make([]byte, size), done: &done} })
+// gorillaEcho is a gorilla/websocket echo server, optionally corrupting the
+// last byte of every echo.
+func gorillaEcho(t *testing.T, corrupt bool) string {
+	up := websocket.Upgrader{ReadBufferSize: 4096, WriteBufferSize: 4096}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
 		if err != nil {
-			t.Fatal(err)
+			return
 		}
-		const n = 50
-		cl.Dial(n)
-		waitFor(t, "echoes", 20*time.Second, func() bool { c := cl.Counters(); return c.Closed+c.VerifyErrors == n })
-		c := cl.Counters()
-		cl.Close()
-		if c.Errors() != 0 || c.Recv != n*5 || done.Load() != n {
-			t.Fatalf("size %d: counters %+v, errors %v", size, c, cl.Errors())
-		}
-	}
-}
-
-// corruptServer answers the handshake correctly and echoes every message
-// with one payload byte flipped.
-func corruptServer(t *testing.T, badAccept bool) string { return rawServer(t, badAccept, true) }
-
-func rawServer(t *testing.T, badAccept, corrupt bool) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { ln.Close() })
-	go func() {
+		defer c.Close()
 		for {
-			nc, err := ln.Accept()
+			op, p, err := c.ReadMessage()
 			if err != nil {
 				return
 			}
-			go func() {
-				defer nc.Close()
-				br := bufio.NewReader(nc)
-				req, err := http.ReadRequest(br)
-				if err != nil {
-					return
-				}
-				key := []byte(req.Header.Get("Sec-WebSocket-Key"))
-				if badAccept {
-					key = append(key, 'x')
-				}
-				if _, err := nc.Write(codec.AppendUpgradeResponse(nil, key, "", "")); err != nil {
-					return
-				}
-				for {
-					var f ws.Frame
-					if f.Header, err = ws.ReadHeader(br); err != nil {
-						return
-					}
-					f.Payload = make([]byte, f.Header.Length)
-					if _, err := io.ReadFull(br, f.Payload); err != nil {
-						return
-					}
-					if f.Header.Masked {
-						ws.Cipher(f.Payload, f.Header.Mask, 0)
-					}
-					if corrupt && len(f.Payload) > PayloadHeader {
-						f.Payload[len(f.Payload)-1] ^= 0x20
-					}
-					if _, err := nc.Write(codec.AppendFrame(nil, f.Header.OpCode, true, f.Payload)); err != nil {
-						return
-					}
-				}
-			}()
+			if corrupt && len(p) > PayloadHeader {
+				p[len(p)-1] ^= 0x01
+			}
+			if err := c.WriteMessage(op, p); err != nil {
+				return
+			}
 		}
-	}()
-	return ln.Addr().String()
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
 
-func TestWrongByteCounted(t *testing.T) {
+// TestVerifiedEchoGorilla runs the harness's verification on the loop
+// client against a gorilla/websocket server: every byte is checked.
+func TestVerifiedEchoGorilla(t *testing.T) {
+	addr := gorillaEcho(t, false)
+	for _, tc := range []struct {
+		size int
+		text bool
+	}{{size: PayloadHeader}, {size: 1024}, {size: 70_000}, {size: TextPayloadHeader, text: true}, {size: 5000, text: true}} {
+		t.Run(fmt.Sprintf("%d text=%v", tc.size, tc.text), func(t *testing.T) {
+			var done atomic.Int64
+			p, err := loop.New(loop.Config{
+				Addr:      addr,
+				Loops:     2,
+				SourceIPs: []netip.Addr{netip.MustParseAddr("127.0.0.2"), netip.MustParseAddr("127.0.0.3")},
+			}, func(*loop.Loop) loop.Handler {
+				return &pingPong{text: tc.text, size: tc.size, rounds: 5, buf: make([]byte, tc.size), done: &done}
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer p.Close()
+			const n = 40
+			p.Dial(n)
+			waitFor(t, "echoes", 20*time.Second, func() bool { c := p.Counters(); return c.Closed+c.Aborted+c.Dropped == n })
+			if c := p.Counters(); c.Errors() != 0 || c.Recv != n*5 || done.Load() != n {
+				t.Fatalf("counters %+v, errors %v", c, p.Errors())
+			}
+		})
+	}
+}
+
+func TestWrongByteAborts(t *testing.T) {
 	h := &pingPong{size: 64, rounds: 3, buf: make([]byte, 64), done: new(atomic.Int64)}
-	cl, err := New(Config{Addr: corruptServer(t, false)}, func(*Loop) Handler { return h })
+	p, err := loop.New(loop.Config{Addr: gorillaEcho(t, true)}, func(*loop.Loop) loop.Handler { return h })
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer cl.Close()
-	cl.Dial(3)
-	waitFor(t, "verify errors", 5*time.Second, func() bool { return cl.Counters().VerifyErrors == 3 })
-	if c := cl.Counters(); c.Recv != 3 || c.Open != 0 {
+	defer p.Close()
+	p.Dial(3)
+	waitFor(t, "verify errors", 5*time.Second, func() bool { return p.Counters().Aborted == 3 })
+	if c := p.Counters(); c.Recv != 3 || c.Open != 0 {
 		t.Fatalf("counters %+v", c)
 	}
-}
-
-func TestBadAcceptFails(t *testing.T) {
-	cl, err := New(Config{Addr: corruptServer(t, true)}, func(*Loop) Handler { return NopHandler{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cl.Dial(4)
-	waitFor(t, "failures", 5*time.Second, func() bool { return cl.Counters().Failed == 4 })
-	if c := cl.Counters(); c.Established != 0 {
-		t.Fatalf("counters %+v", c)
-	}
-}
-
-func TestRefusedFails(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cl, err := New(Config{Addr: addr}, func(*Loop) Handler { return NopHandler{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	cl.Dial(2)
-	waitFor(t, "failures", 5*time.Second, func() bool { return cl.Counters().Failed == 2 })
-}
-
-func TestIdleHoldsAndCloses(t *testing.T) {
-	addr := rawServer(t, false, false)
-	cl, err := New(Config{Addr: addr, SourceIPs: []netip.Addr{netip.MustParseAddr("127.0.0.5")}}, func(*Loop) Handler { return NopHandler{} })
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	const n = 2000
-	cl.Dial(n)
-	waitFor(t, "open", 20*time.Second, func() bool { return cl.Counters().Open == n })
-	cl.CloseAll()
-	waitFor(t, "closed", 20*time.Second, func() bool { return cl.Counters().Closed == n })
-	if c := cl.Counters(); c.Errors() != 0 {
-		t.Fatalf("counters %+v %v", c, cl.Errors())
+	for msg := range p.Errors() {
+		if !strings.HasPrefix(msg, "verify: byte ") {
+			t.Errorf("error %q", msg)
+		}
 	}
 }
 

@@ -162,16 +162,3 @@ func (f *filler) check(q []byte, seq uint64) (i int, got, want byte, bad bool) {
 	}
 	return 0, 0, 0, false
 }
-
-// VerifyFailed counts a payload that failed verification, records err, and
-// closes the connection abortively: its stream can no longer be trusted.
-func (c *Conn) VerifyFailed(err error) {
-	c.loop.cnt.verifyErrors.Add(1)
-	c.loop.errs.add(err.Error())
-	if c.state == stateOpen || c.state == stateClosing {
-		c.removeOpen()
-		c.state = stateClosed
-		c.release()
-		c.loop.h.OnClose(c, err)
-	}
-}

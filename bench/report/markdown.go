@@ -98,7 +98,7 @@ func (r *Report) Markdown(charts []Chart) string {
 		w("\n")
 	}
 	w("## Method\n\n")
-	w("- The load generator (`bench/loadgen`) is event-driven: one epoll loop per process, no goroutine per connection, non-blocking connect from 127.0.0.2–127.0.0.250 with `IP_BIND_ADDRESS_NO_PORT`. Every handshake's `Sec-WebSocket-Accept` is checked, every frame is masked with a fresh random key, and every echoed or broadcast byte is compared with what was sent; a wrong byte fails the run.\n")
+	w("- The load generator (megaws's `client/loop`, with the harness's payload checks in `bench/loadgen`) is event-driven: one epoll loop per process, no goroutine per connection, non-blocking connect from 127.0.0.2–127.0.0.250 with `IP_BIND_ADDRESS_NO_PORT`. Every handshake's `Sec-WebSocket-Accept` is checked, every frame is masked with a fresh random key, and every echoed or broadcast byte is compared with what was sent; a wrong byte fails the run.\n")
 	w("- Server CPU is utime+stime from `/proc/PID/stat` summed over the server's processes, divided by the messages handled in the measured window. On 2 cores the load generator can saturate its own core first, so CPU per message ranks servers more fairly than messages per second.\n")
 	w("- Server memory is VmRSS from `/proc/PID/status` summed over the server's processes; per-connection figures are the growth over the server's RSS before the first connection. Heap and goroutines come from each server's `/debug/vars` (Go servers only). Kernel memory is the growth of `Slab` in `/proc/meminfo`, divided by connections: both sockets of a loopback connection (client side included) plus their epoll and file structures.\n")
 	w("- Raw figures of every repetition are in `report.json`.\n")

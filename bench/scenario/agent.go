@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // An agent is one load-generator process's share of an idle run: it opens
@@ -24,7 +26,7 @@ import (
 // process's open-files limit is the same run spread over processes.
 type agent interface {
 	Dial(n int)
-	Counters() loadgen.Counters
+	Counters() loop.Counters
 	Errors() map[string]int64
 	Sample(fraction float64, timeout time.Duration) (SampleResult, error)
 	CloseAll(timeout time.Duration)
@@ -45,8 +47,8 @@ type SampleResult struct {
 const sampleSize = 64
 
 type sampleHandler struct {
-	loadgen.NopHandler
-	l        *loadgen.Loop
+	loop.NopHandler
+	l        *loop.Loop
 	buf      []byte
 	hist     *hdrhistogram.Histogram
 	sent     int64
@@ -63,49 +65,51 @@ func (h *sampleHandler) start(fraction float64) {
 			continue
 		}
 		stamp := time.Now().UnixNano()
-		c.Sample, c.Stamps = true, []int64{stamp}
-		loadgen.FillPayload(h.buf, c.Seq, stamp)
-		c.Send(h.buf)
+		st := loadgen.StateOf(c)
+		st.Sample, st.Stamps = true, []int64{stamp}
+		loadgen.FillPayload(h.buf, st.Seq, stamp)
+		c.Send(ws.OpBinary, h.buf)
 		h.sent++
 	}
 }
 
-func (h *sampleHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
-	if pong {
+func (h *sampleHandler) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
+	if op == ws.OpPong {
 		return
 	}
-	if !c.Sample {
-		c.VerifyFailed(fmt.Errorf("verify: unexpected %d-byte message on an idle connection", len(p)))
+	st, _ := c.Context().(*loadgen.State)
+	if st == nil || !st.Sample {
+		loadgen.VerifyFailed(c, fmt.Errorf("verify: unexpected %d-byte message on an idle connection", len(p)))
 		return
 	}
-	if err := loadgen.CheckPayload(p, sampleSize, c.Seq, c.Stamps[0]); err != nil {
+	if err := loadgen.CheckPayload(p, sampleSize, st.Seq, st.Stamps[0]); err != nil {
 		h.fail++
-		c.Sample = false
-		c.VerifyFailed(err)
+		st.Sample = false
+		loadgen.VerifyFailed(c, err)
 		return
 	}
-	_ = h.hist.RecordValue((time.Now().UnixNano() - c.Stamps[0]) / 1e3)
-	c.Seq++
-	c.Sample, c.Stamps = false, nil
+	_ = h.hist.RecordValue((time.Now().UnixNano() - st.Stamps[0]) / 1e3)
+	st.Seq++
+	st.Sample, st.Stamps = false, nil
 	h.ok++
 }
 
-func (h *sampleHandler) OnClose(c *loadgen.Conn, _ error) {
-	if c.Sample {
+func (h *sampleHandler) OnClose(c *loop.Conn, _ error) {
+	if st, _ := c.Context().(*loadgen.State); st != nil && st.Sample {
 		h.fail++
 	}
 }
 
 // Agent is the in-process agent.
 type Agent struct {
-	cl *loadgen.Client
+	cl *loop.Pool
 	hs []*sampleHandler
 }
 
 // NewAgent starts an agent dialing addr.
 func NewAgent(addr string, lo Load) (*Agent, error) {
 	a := &Agent{}
-	cl, err := loadgen.New(lo.config(addr), func(l *loadgen.Loop) loadgen.Handler {
+	cl, err := loop.New(lo.config(addr), func(l *loop.Loop) loop.Handler {
 		h := &sampleHandler{l: l, buf: make([]byte, sampleSize), hist: loadgen.NewHistogram()}
 		a.hs = append(a.hs, h)
 		return h
@@ -118,7 +122,7 @@ func NewAgent(addr string, lo Load) (*Agent, error) {
 }
 
 func (a *Agent) Dial(n int)                     { a.cl.Dial(n) }
-func (a *Agent) Counters() loadgen.Counters     { return a.cl.Counters() }
+func (a *Agent) Counters() loop.Counters        { return a.cl.Counters() }
 func (a *Agent) Errors() map[string]int64       { return a.cl.Errors() }
 func (a *Agent) RSS() int64                     { return 0 } // counted with the harness process
 func (a *Agent) Stop()                          { a.cl.Close() }
@@ -127,8 +131,8 @@ func (a *Agent) CloseAll(timeout time.Duration) { closeClient(a.cl, timeout) }
 // Sample echoes one message on a fraction of the open connections and waits
 // up to timeout for the answers.
 func (a *Agent) Sample(fraction float64, timeout time.Duration) (SampleResult, error) {
-	a.cl.Each(func(l *loadgen.Loop) {
-		h := a.hs[l.Index]
+	a.cl.Each(func(l *loop.Loop) {
+		h := a.hs[l.Index()]
 		h.sent, h.ok, h.fail = 0, 0, 0
 		h.hist.Reset()
 		h.start(fraction)
@@ -138,8 +142,8 @@ func (a *Agent) Sample(fraction float64, timeout time.Duration) (SampleResult, e
 	for {
 		r = SampleResult{}
 		hist := loadgen.NewHistogram()
-		a.cl.Each(func(l *loadgen.Loop) {
-			h := a.hs[l.Index]
+		a.cl.Each(func(l *loop.Loop) {
+			h := a.hs[l.Index()]
 			r.Sampled += h.sent
 			r.OK += h.ok
 			r.Failed += h.fail
@@ -157,15 +161,15 @@ func (a *Agent) Sample(fraction float64, timeout time.Duration) (SampleResult, e
 
 // agentMsg is one line of the agent protocol, in either direction.
 type agentMsg struct {
-	Op       string            `json:"op,omitempty"`   // to the agent: dial, sample, close, exit
-	Type     string            `json:"type,omitempty"` // from the agent: status, sample, closed
-	N        int               `json:"n,omitempty"`
-	Fraction float64           `json:"fraction,omitempty"`
-	Timeout  time.Duration     `json:"timeout,omitempty"`
-	Counters *loadgen.Counters `json:"counters,omitempty"`
-	Errors   map[string]int64  `json:"errors,omitempty"`
-	RSS      int64             `json:"rss,omitempty"`
-	Sample   *SampleResult     `json:"sample,omitempty"`
+	Op       string           `json:"op,omitempty"`   // to the agent: dial, sample, close, exit
+	Type     string           `json:"type,omitempty"` // from the agent: status, sample, closed
+	N        int              `json:"n,omitempty"`
+	Fraction float64          `json:"fraction,omitempty"`
+	Timeout  time.Duration    `json:"timeout,omitempty"`
+	Counters *loop.Counters   `json:"counters,omitempty"`
+	Errors   map[string]int64 `json:"errors,omitempty"`
+	RSS      int64            `json:"rss,omitempty"`
+	Sample   *SampleResult    `json:"sample,omitempty"`
 }
 
 // ServeAgent runs an agent process: commands come as JSON lines on in,
@@ -306,11 +310,11 @@ func (r *remoteAgent) command(m agentMsg) {
 
 func (r *remoteAgent) Dial(n int) { r.command(agentMsg{Op: "dial", N: n}) }
 
-func (r *remoteAgent) Counters() loadgen.Counters {
+func (r *remoteAgent) Counters() loop.Counters {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.last.Counters == nil {
-		return loadgen.Counters{}
+		return loop.Counters{}
 	}
 	return *r.last.Counters
 }

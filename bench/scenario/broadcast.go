@@ -6,8 +6,10 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // BroadcastConfig is one broadcast measurement: Subscribers connections, one
@@ -37,16 +39,16 @@ type BroadcastResult struct {
 	// runtime.MemStats.Mallocs while publishing and draining, divided by
 	// the deliveries (Go servers with an admin endpoint; -1 otherwise).
 	ServerAllocsPerDel float64          `json:"server_allocs_per_delivery"`
-	Counters           loadgen.Counters `json:"counters"`
+	Counters           loop.Counters    `json:"counters"`
 	Errors             map[string]int64 `json:"errors,omitempty"`
 }
 
 type broadcastHandler struct {
-	loadgen.NopHandler
-	l         *loadgen.Loop
+	loop.NopHandler
+	l         *loop.Loop
 	size      int
 	rate      float64
-	pub       *loadgen.Conn // on loop 0 only
+	pub       *loop.Conn // on loop 0 only
 	start     time.Time
 	published int64
 	publish   bool
@@ -63,25 +65,26 @@ func (h *broadcastHandler) OnTick(now time.Time) {
 	for i := int64(0); i < due && i < 10_000; i++ {
 		loadgen.FillPayload(h.buf, uint64(h.published), time.Now().UnixNano())
 		h.published++
-		h.pub.Send(h.buf)
+		h.pub.Send(ws.OpBinary, h.buf)
 	}
 }
 
-func (h *broadcastHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
-	if pong {
+func (h *broadcastHandler) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
+	if op == ws.OpPong {
 		return
 	}
+	st := loadgen.StateOf(c)
 	seq, stamp, _ := loadgen.PayloadInfo(p)
 	now := time.Now().UnixNano()
-	if err := loadgen.CheckPayload(p, h.size, c.Next, stamp); err != nil {
-		c.VerifyFailed(err)
+	if err := loadgen.CheckPayload(p, h.size, st.Next, stamp); err != nil {
+		loadgen.VerifyFailed(c, err)
 		return
 	}
 	if stamp < h.t0 || stamp > now {
-		c.VerifyFailed(fmt.Errorf("verify: send time of message %d out of range", seq))
+		loadgen.VerifyFailed(c, fmt.Errorf("verify: send time of message %d out of range", seq))
 		return
 	}
-	c.Next++
+	st.Next++
 	_ = h.hist.RecordValue((now - stamp) / 1e3)
 }
 
@@ -93,7 +96,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 	}
 	t0 := time.Now().UnixNano()
 	var hs []*broadcastHandler
-	cl, err := loadgen.New(lo.config(srv.Addr), func(l *loadgen.Loop) loadgen.Handler {
+	cl, err := loop.New(lo.config(srv.Addr), func(l *loop.Loop) loop.Handler {
 		h := &broadcastHandler{l: l, size: cfg.Size, rate: cfg.Rate, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size), t0: t0}
 		hs = append(hs, h)
 		return h
@@ -112,7 +115,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 	v0 := srv.Vars()
 	c0, cpu0, t1 := cl.Counters(), srv.CPU(), time.Now()
 	pub := hs[0]
-	cl.Loops[0].Do(func() {
+	cl.Loops()[0].Do(func() {
 		open := pub.l.Open()
 		if len(open) > 0 {
 			pub.pub, pub.start, pub.publish = open[0], time.Now(), true
@@ -127,7 +130,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 		p.show(false, "%s: %.0f deliveries/s, %d errors, %.1fs", label, float64(c.Recv-c0.Recv)/el, c.Errors(), el)
 	}
 	var published int64
-	cl.Loops[0].Do(func() { pub.publish = false; published = pub.published })
+	cl.Loops()[0].Do(func() { pub.publish = false; published = pub.published })
 	expected := published * int64(cfg.Subscribers)
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c := cl.Counters(); c.Recv-c0.Recv >= expected || c.Errors() > 0 {
@@ -138,7 +141,7 @@ func RunBroadcast(ctx context.Context, srv *Server, cfg BroadcastConfig, lo Load
 	v1 := srv.Vars()
 	p.done()
 	hist := loadgen.NewHistogram()
-	cl.Each(func(l *loadgen.Loop) { hist.Merge(hs[l.Index].hist) })
+	cl.Each(func(l *loop.Loop) { hist.Merge(hs[l.Index()].hist) })
 	got := cl.Counters().Recv - c0.Recv
 	closeClient(cl, 10*time.Second)
 	final := cl.Counters()

@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/term"
 
-	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // Load configures the load generator of a scenario.
@@ -29,23 +29,23 @@ type Load struct {
 	HandshakeTimeout time.Duration
 }
 
-func (lo Load) config(addr string) loadgen.Config {
+func (lo Load) config(addr string) loop.Config {
 	src := lo.Sources
 	if src == nil {
 		src = DefaultSources()
 	}
-	return loadgen.Config{Addr: addr, Loops: lo.Loops, SourceIPs: src, MaxPending: lo.MaxPending, Tick: lo.Tick, CloseTimeout: lo.CloseTimeout, HandshakeTimeout: lo.HandshakeTimeout}
+	return loop.Config{Addr: addr, Loops: lo.Loops, SourceIPs: src, MaxPending: lo.MaxPending, Tick: lo.Tick, CloseTimeout: lo.CloseTimeout, HandshakeTimeout: lo.HandshakeTimeout}
 }
 
 // Failure is the error a run returns when the load generator counted errors.
 type Failure struct {
-	Counters loadgen.Counters
+	Counters loop.Counters
 	Errors   map[string]int64
 }
 
 func (f *Failure) Error() string {
 	return fmt.Sprintf("%d errors (failed %d, dropped %d, verify %d, protocol %d): %s",
-		f.Counters.Errors(), f.Counters.Failed, f.Counters.Dropped, f.Counters.VerifyErrors, f.Counters.ProtocolErrors, FormatErrors(f.Errors))
+		f.Counters.Errors(), f.Counters.Failed, f.Counters.Dropped, f.Counters.Aborted, f.Counters.ProtocolErrors, FormatErrors(f.Errors))
 }
 
 // FormatErrors renders error messages with counts, most frequent first.
@@ -69,7 +69,7 @@ func FormatErrors(m map[string]int64) string {
 	return b.String()
 }
 
-func check(c loadgen.Counters, errs map[string]int64) error {
+func check(c loop.Counters, errs map[string]int64) error {
 	if c.Errors() > 0 {
 		return &Failure{Counters: c, Errors: errs}
 	}
@@ -122,16 +122,16 @@ func (p *progress) done() {
 }
 
 // counterSource is a load generator whose counters can be polled: an
-// in-process Client or a fleet of agent processes.
+// in-process Pool or a fleet of agent processes.
 type counterSource interface {
-	Counters() loadgen.Counters
+	Counters() loop.Counters
 }
 
 // waitEstablished waits until target dials have completed (established or
 // failed), showing progress, for at most timeout. It returns the time taken.
 // openAll dials n connections and waits up to a minute until all are
 // established with nothing wrong on the way.
-func openAll(ctx context.Context, cl *loadgen.Client, n int, p *progress, label string) error {
+func openAll(ctx context.Context, cl *loop.Pool, n int, p *progress, label string) error {
 	cl.Dial(n)
 	if _, err := waitEstablished(ctx, cl, int64(n), 60*time.Second, p, label); err != nil {
 		return err
@@ -142,7 +142,7 @@ func openAll(ctx context.Context, cl *loadgen.Client, n int, p *progress, label 
 func waitEstablished(ctx context.Context, src counterSource, target int64, timeout time.Duration, p *progress, label string) (time.Duration, error) {
 	start := time.Now()
 	deadline := start.Add(timeout)
-	var prev loadgen.Counters
+	var prev loop.Counters
 	prevT := start
 	rate := 0.0
 	for {
@@ -174,7 +174,7 @@ func waitEstablished(ctx context.Context, src counterSource, target int64, timeo
 }
 
 // closeClient closes every connection of cl in order and waits for them.
-func closeClient(cl *loadgen.Client, timeout time.Duration) time.Duration {
+func closeClient(cl *loop.Pool, timeout time.Duration) time.Duration {
 	start := time.Now()
 	cl.CloseAll()
 	deadline := start.Add(timeout)
@@ -189,9 +189,9 @@ func closeClient(cl *loadgen.Client, timeout time.Duration) time.Duration {
 	return time.Since(start)
 }
 
-func pendingCloses(cl *loadgen.Client) int64 {
+func pendingCloses(cl *loop.Pool) int64 {
 	c := cl.Counters()
-	return c.Established - c.Closed - c.Dropped - c.VerifyErrors - c.CloseTimeouts - c.Open
+	return c.Established - c.Closed - c.Dropped - c.Aborted - c.CloseTimeouts - c.Open
 }
 
 func commas(n int64) string {

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/HdrHistogram/hdrhistogram-go"
+
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // ConnectConfig is a burst of Conns handshakes, at most Pending in flight
@@ -28,8 +31,19 @@ type ConnectResult struct {
 	Closed           int64            `json:"closed"`
 	ServerCPUSeconds float64          `json:"server_cpu_seconds"`
 	ServerCPUPerConn float64          `json:"server_cpu_per_conn_us"` // handshake, hold and close
-	Counters         loadgen.Counters `json:"counters"`
+	Counters         loop.Counters    `json:"counters"`
 	Errors           map[string]int64 `json:"errors,omitempty"`
+}
+
+// handshakes records the handshake latency of each connection of a loop
+// (connect(2) to the verified 101, µs).
+type handshakes struct {
+	loop.NopHandler
+	hist *hdrhistogram.Histogram
+}
+
+func (h *handshakes) OnOpen(c *loop.Conn) {
+	_ = h.hist.RecordValue(c.HandshakeDuration().Microseconds())
 }
 
 // RunConnect runs one connect burst against srv.
@@ -37,7 +51,12 @@ func RunConnect(ctx context.Context, srv *Server, cfg ConnectConfig, lo Load) (*
 	if cfg.Pending > 0 {
 		lo.MaxPending = cfg.Pending
 	}
-	cl, err := loadgen.New(lo.config(srv.Addr), func(*loadgen.Loop) loadgen.Handler { return loadgen.NopHandler{} })
+	var hs []*handshakes
+	cl, err := loop.New(lo.config(srv.Addr), func(*loop.Loop) loop.Handler {
+		h := &handshakes{hist: loadgen.NewHistogram()}
+		hs = append(hs, h)
+		return h
+	})
 	if err != nil {
 		return nil, err
 	}
@@ -50,7 +69,8 @@ func RunConnect(ctx context.Context, srv *Server, cfg ConnectConfig, lo Load) (*
 		return nil, err
 	}
 	c := cl.Counters()
-	hs := cl.HandshakeHistogram()
+	hist := loadgen.NewHistogram()
+	cl.Each(func(l *loop.Loop) { hist.Merge(hs[l.Index()].hist) })
 	closeTook := closeClient(cl, 30*time.Second)
 	srv.WaitConns(0, 5*time.Second)
 	final := cl.Counters()
@@ -60,7 +80,7 @@ func RunConnect(ctx context.Context, srv *Server, cfg ConnectConfig, lo Load) (*
 		Failed:           c.Failed,
 		Seconds:          took.Seconds(),
 		HandshakesPerSec: float64(c.Established) / took.Seconds(),
-		Handshake:        LatencyOf(hs),
+		Handshake:        LatencyOf(hist),
 		CloseSeconds:     closeTook.Seconds(),
 		Closed:           final.Closed,
 		ServerCPUSeconds: (srv.CPU() - cpu0).Seconds(),
@@ -104,7 +124,7 @@ type ChurnResult struct {
 	RSSGrowth    int64            `json:"rss_growth"`    // last cycle minus first cycle
 	FDLeak       int              `json:"fd_leak"`       // after all cycles minus before
 	GoroutineGap int64            `json:"goroutine_gap"` // after all cycles minus before
-	Counters     loadgen.Counters `json:"counters"`
+	Counters     loop.Counters    `json:"counters"`
 	Errors       map[string]int64 `json:"errors,omitempty"`
 }
 
@@ -115,7 +135,7 @@ func churnSnapshot(srv *Server) ChurnCycle {
 
 // RunChurn runs the cycles against srv.
 func RunChurn(ctx context.Context, srv *Server, cfg ChurnConfig, lo Load) (*ChurnResult, error) {
-	cl, err := loadgen.New(lo.config(srv.Addr), func(*loadgen.Loop) loadgen.Handler { return loadgen.NopHandler{} })
+	cl, err := loop.New(lo.config(srv.Addr), func(*loop.Loop) loop.Handler { return loop.NopHandler{} })
 	if err != nil {
 		return nil, err
 	}

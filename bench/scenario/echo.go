@@ -9,6 +9,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // EchoConfig is one echo measurement: Conns connections each keeping
@@ -45,16 +46,16 @@ type EchoResult struct {
 	// PeakRSS is the largest server RSS (summed over its processes) sampled
 	// every 100 ms during the measured window.
 	PeakRSS  int64            `json:"peak_rss"`
-	Counters loadgen.Counters `json:"counters"`
+	Counters loop.Counters    `json:"counters"`
 	Errors   map[string]int64 `json:"errors,omitempty"`
 }
 
 type echoHandler struct {
-	loadgen.NopHandler
-	l        *loadgen.Loop
+	loop.NopHandler
+	l        *loop.Loop
 	size     int
 	inflight int
-	text     bool
+	op       ws.OpCode
 	running  bool
 	record   bool
 	hist     *hdrhistogram.Histogram
@@ -64,50 +65,53 @@ type echoHandler struct {
 func (h *echoHandler) start() {
 	h.running = true
 	for _, c := range h.l.Open() {
-		c.Stamps = make([]int64, h.inflight)
+		st := loadgen.StateOf(c)
+		st.Stamps = make([]int64, h.inflight)
 		for range h.inflight {
-			h.send(c)
+			h.send(c, st)
 		}
 	}
 }
 
-func (h *echoHandler) send(c *loadgen.Conn) {
+func (h *echoHandler) send(c *loop.Conn, st *loadgen.State) {
 	stamp := time.Now().UnixNano()
-	c.Stamps[c.Seq%uint64(len(c.Stamps))] = stamp
-	if h.text {
-		loadgen.FillTextPayload(h.buf, c.Seq, stamp)
-		c.Seq++
-		c.SendOp(ws.OpText, h.buf)
-		return
+	st.Stamps[st.Seq%uint64(len(st.Stamps))] = stamp
+	if h.op == ws.OpText {
+		loadgen.FillTextPayload(h.buf, st.Seq, stamp)
+	} else {
+		loadgen.FillPayload(h.buf, st.Seq, stamp)
 	}
-	loadgen.FillPayload(h.buf, c.Seq, stamp)
-	c.Seq++
-	c.Send(h.buf)
+	st.Seq++
+	c.Send(h.op, h.buf)
 }
 
-func (h *echoHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
-	if pong || len(c.Stamps) == 0 {
+func (h *echoHandler) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
+	if op == ws.OpPong {
 		return
 	}
-	stamp := c.Stamps[c.Next%uint64(len(c.Stamps))]
-	check, op := loadgen.CheckPayload, ws.OpBinary
-	if h.text {
-		check, op = loadgen.CheckTextPayload, ws.OpText
-	}
-	if c.MsgOp != op {
-		c.VerifyFailed(fmt.Errorf("verify: echo has opcode %d, sent %d", c.MsgOp, op))
+	st, _ := c.Context().(*loadgen.State)
+	if st == nil || len(st.Stamps) == 0 {
 		return
 	}
-	if err := check(p, h.size, c.Next, stamp); err != nil {
-		c.VerifyFailed(err)
+	stamp := st.Stamps[st.Next%uint64(len(st.Stamps))]
+	check := loadgen.CheckPayload
+	if h.op == ws.OpText {
+		check = loadgen.CheckTextPayload
+	}
+	if op != h.op {
+		loadgen.VerifyFailed(c, fmt.Errorf("verify: echo has opcode %d, sent %d", op, h.op))
 		return
 	}
-	c.Next++
+	if err := check(p, h.size, st.Next, stamp); err != nil {
+		loadgen.VerifyFailed(c, err)
+		return
+	}
+	st.Next++
 	if h.record {
 		_ = h.hist.RecordValue((time.Now().UnixNano() - stamp) / 1e3)
 	}
 	if h.running {
-		h.send(c)
+		h.send(c, st)
 	}
 }
 
@@ -120,9 +124,13 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 	if cfg.Inflight < 1 {
 		cfg.Inflight = 1
 	}
+	op := ws.OpBinary
+	if cfg.Text {
+		op = ws.OpText
+	}
 	var hs []*echoHandler
-	cl, err := loadgen.New(lo.config(srv.Addr), func(l *loadgen.Loop) loadgen.Handler {
-		h := &echoHandler{l: l, size: cfg.Size, inflight: cfg.Inflight, text: cfg.Text, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size)}
+	cl, err := loop.New(lo.config(srv.Addr), func(l *loop.Loop) loop.Handler {
+		h := &echoHandler{l: l, size: cfg.Size, inflight: cfg.Inflight, op: op, hist: loadgen.NewHistogram(), buf: make([]byte, cfg.Size)}
 		hs = append(hs, h)
 		return h
 	})
@@ -135,12 +143,12 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 	if err := openAll(ctx, cl, cfg.Conns, p, label); err != nil {
 		return nil, err
 	}
-	handlerOf := func(l *loadgen.Loop) *echoHandler { return hs[l.Index] }
-	cl.Each(func(l *loadgen.Loop) { handlerOf(l).start() })
+	handlerOf := func(l *loop.Loop) *echoHandler { return hs[l.Index()] }
+	cl.Each(func(l *loop.Loop) { handlerOf(l).start() })
 	if err := sleepCtx(ctx, cfg.Warmup); err != nil {
 		return nil, err
 	}
-	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.hist.Reset(); h.record = true })
+	cl.Each(func(l *loop.Loop) { h := handlerOf(l); h.hist.Reset(); h.record = true })
 	v0 := srv.Vars()
 	c0, cpu0, self0, t0 := cl.Counters(), srv.CPU(), SelfCPU(), time.Now()
 	peak := srv.RSS()
@@ -157,7 +165,7 @@ func RunEcho(ctx context.Context, srv *Server, cfg EchoConfig, lo Load) (*EchoRe
 	v1 := srv.Vars()
 	p.done()
 	hist := loadgen.NewHistogram()
-	cl.Each(func(l *loadgen.Loop) { h := handlerOf(l); h.running, h.record = false, false; hist.Merge(h.hist) })
+	cl.Each(func(l *loop.Loop) { h := handlerOf(l); h.running, h.record = false, false; hist.Merge(h.hist) })
 	// Let the messages in flight come back, so every one is verified.
 	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
 		if c := cl.Counters(); c.Recv >= c.Sent || c.Errors() > 0 {

@@ -10,6 +10,7 @@ import (
 	"github.com/HdrHistogram/hdrhistogram-go"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 )
 
 // MaxConnsPerProcess is how many client connections one load-generator
@@ -63,15 +64,15 @@ type IdleResult struct {
 	Sample           *SampleResult    `json:"sample,omitempty"`
 	TeardownSeconds  float64          `json:"teardown_seconds"`
 	ServerConnsAfter int64            `json:"server_conns_after_teardown"`
-	Counters         loadgen.Counters `json:"counters"`
+	Counters         loop.Counters    `json:"counters"`
 	Errors           map[string]int64 `json:"errors,omitempty"`
 }
 
 // fleet is the set of agents of one run.
 type fleet []agent
 
-func (f fleet) Counters() loadgen.Counters {
-	var c loadgen.Counters
+func (f fleet) Counters() loop.Counters {
+	var c loop.Counters
 	for _, a := range f {
 		c.Add(a.Counters())
 	}

@@ -9,10 +9,12 @@ import (
 	"time"
 
 	"github.com/HdrHistogram/hdrhistogram-go"
+	"github.com/gobwas/ws"
 
 	"golang.org/x/sys/unix"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client/loop"
 	"github.com/megaws/megaws/codec"
 )
 
@@ -76,7 +78,7 @@ type SlowReadersResult struct {
 	DeliveriesPerSec float64          `json:"deliveries_per_sec"`
 	Latency          Latency          `json:"latency"` // publish to receipt
 	FastLost         int64            `json:"fast_lost"`
-	Counters         loadgen.Counters `json:"counters"`
+	Counters         loop.Counters    `json:"counters"`
 	Errors           map[string]int64 `json:"errors,omitempty"`
 
 	Slow SlowOutcome `json:"slow"`
@@ -177,7 +179,7 @@ type SlowSample struct {
 // publisher publishes on schedule from its own loop and watches whether the
 // server takes what it sends.
 type publisher struct {
-	c     *loadgen.Conn
+	c     *loop.Conn
 	rate  float64
 	frame int64 // bytes of one masked frame
 	buf   []byte
@@ -208,7 +210,7 @@ func (p *publisher) tick(now time.Time) {
 	for i := int64(0); i < due && i < 10_000; i++ {
 		loadgen.FillPayload(p.buf, uint64(p.queued), time.Now().UnixNano())
 		p.queued++
-		p.c.Send(p.buf)
+		p.c.Send(ws.OpBinary, p.buf)
 	}
 }
 
@@ -229,8 +231,8 @@ func (p *publisher) observe(now time.Time) {
 }
 
 type slowReadersHandler struct {
-	loadgen.NopHandler
-	l    *loadgen.Loop
+	loop.NopHandler
+	l    *loop.Loop
 	size int
 	t0   int64
 	hist *hdrhistogram.Histogram
@@ -243,21 +245,22 @@ func (h *slowReadersHandler) OnTick(now time.Time) {
 	}
 }
 
-func (h *slowReadersHandler) OnMessage(c *loadgen.Conn, pong bool, p []byte) {
-	if pong {
+func (h *slowReadersHandler) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
+	if op == ws.OpPong {
 		return
 	}
+	st := loadgen.StateOf(c)
 	seq, stamp, _ := loadgen.PayloadInfo(p)
 	now := time.Now().UnixNano()
-	if err := loadgen.CheckPayload(p, h.size, c.Next, stamp); err != nil {
-		c.VerifyFailed(err)
+	if err := loadgen.CheckPayload(p, h.size, st.Next, stamp); err != nil {
+		loadgen.VerifyFailed(c, err)
 		return
 	}
 	if stamp < h.t0 || stamp > now {
-		c.VerifyFailed(fmt.Errorf("verify: send time of message %d out of range", seq))
+		loadgen.VerifyFailed(c, fmt.Errorf("verify: send time of message %d out of range", seq))
 		return
 	}
-	c.Next++
+	st.Next++
 	_ = h.hist.RecordValue((now - stamp) / 1e3)
 }
 
@@ -285,8 +288,8 @@ func RunSlowReaders(ctx context.Context, srv *Server, cfg SlowReadersConfig, lo 
 		hsMu sync.Mutex
 		hs   []*slowReadersHandler
 	)
-	mk := func(pub *publisher) func(l *loadgen.Loop) loadgen.Handler {
-		return func(l *loadgen.Loop) loadgen.Handler {
+	mk := func(pub *publisher) func(l *loop.Loop) loop.Handler {
+		return func(l *loop.Loop) loop.Handler {
 			h := &slowReadersHandler{l: l, size: cfg.Size, t0: t0, hist: loadgen.NewHistogram(), pub: pub}
 			hsMu.Lock()
 			hs = append(hs, h)
@@ -300,14 +303,14 @@ func RunSlowReaders(ctx context.Context, srv *Server, cfg SlowReadersConfig, lo 
 	pub := &publisher{rate: cfg.Rate, frame: frame, buf: make([]byte, cfg.Size)}
 	pcfg := lo.config(srv.Addr)
 	pcfg.Loops, pcfg.SourceOffset = 1, 50
-	pubCl, err := loadgen.New(pcfg, mk(pub))
+	pubCl, err := loop.New(pcfg, mk(pub))
 	if err != nil {
 		return nil, err
 	}
 	defer pubCl.Close()
-	var fast *loadgen.Client
+	var fast *loop.Pool
 	if cfg.Fast > 1 {
-		if fast, err = loadgen.New(lo.config(srv.Addr), mk(nil)); err != nil {
+		if fast, err = loop.New(lo.config(srv.Addr), mk(nil)); err != nil {
 			return nil, err
 		}
 		defer fast.Close()
@@ -351,8 +354,8 @@ func RunSlowReaders(ctx context.Context, srv *Server, cfg SlowReadersConfig, lo 
 	start := time.Now()
 	pool.Start(start)
 	run.start = start
-	pubCl.Loops[0].Do(func() {
-		if open := pubCl.Loops[0].Open(); len(open) > 0 {
+	pubCl.Loops()[0].Do(func() {
+		if open := pubCl.Loops()[0].Open(); len(open) > 0 {
 			pub.c, pub.start, pub.lastTick, pub.lastProgress = open[0], start, start, start
 			pub.on, pub.watch = true, true
 		}
@@ -361,7 +364,7 @@ func RunSlowReaders(ctx context.Context, srv *Server, cfg SlowReadersConfig, lo 
 	defer run.stopSamplers()
 
 	stopPublishing := func() {
-		pubCl.Loops[0].Do(func() {
+		pubCl.Loops()[0].Do(func() {
 			if pub.c != nil && pub.on {
 				pub.observe(time.Now())
 			}
@@ -370,7 +373,7 @@ func RunSlowReaders(ctx context.Context, srv *Server, cfg SlowReadersConfig, lo 
 		})
 	}
 	stopWatching := func() {
-		pubCl.Loops[0].Do(func() {
+		pubCl.Loops()[0].Do(func() {
 			if pub.c != nil && pub.watch {
 				pub.observe(time.Now())
 			}
@@ -443,8 +446,8 @@ loop:
 
 	// Each histogram is merged on its own loop's goroutine.
 	hist := loadgen.NewHistogram()
-	merge := func(cl *loadgen.Client) {
-		cl.Each(func(l *loadgen.Loop) {
+	merge := func(cl *loop.Pool) {
+		cl.Each(func(l *loop.Loop) {
 			hsMu.Lock()
 			defer hsMu.Unlock()
 			for _, h := range hs {
@@ -521,7 +524,7 @@ func (cfg SlowReadersConfig) check(srv *Server) error {
 // strict mode anything short of a complete run.
 func (r *SlowReadersResult) verdict() error {
 	c := r.Counters
-	if c.VerifyErrors > 0 || c.ProtocolErrors > 0 {
+	if c.Aborted > 0 || c.ProtocolErrors > 0 {
 		return &Failure{Counters: c, Errors: r.Errors}
 	}
 	if !r.Config.Strict {

@@ -55,7 +55,10 @@ func Serve(tb testing.TB, s *server.Server) {
 		defer cancel()
 		_ = s.Stop(ctx)
 		select {
-		case <-errc:
+		case err := <-errc:
+			if err != nil {
+				tb.Errorf("servertest: ListenAndServe: %v", err)
+			}
 		case <-time.After(StopTimeout + 5*time.Second):
 			tb.Error("servertest: the server did not stop")
 		}

@@ -1,4 +1,6 @@
-package loadgen
+//go:build linux
+
+package loop
 
 import "golang.org/x/sys/unix"
 

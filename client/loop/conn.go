@@ -1,15 +1,18 @@
-package loadgen
+//go:build linux
+
+package loop
 
 import (
-	"bytes"
-	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/gobwas/ws"
 	"golang.org/x/sys/unix"
 
+	"github.com/megaws/megaws/client"
+	"github.com/megaws/megaws/client/internal/handshake"
 	"github.com/megaws/megaws/codec"
 )
 
@@ -24,49 +27,52 @@ const (
 )
 
 var (
-	errHandshakeTimeout = errors.New("handshake timeout")
-	errCloseTimeout     = errors.New("close handshake timeout")
-	errAborted          = errors.New("aborted by the load generator")
-	errEOF              = errors.New("connection closed by server (EOF)")
+	errHandshakeTimeout = errors.New("megaws/loop: handshake timeout")
+	errCloseTimeout     = client.ErrCloseTimeout
+	errAborted          = errors.New("megaws/loop: stopped")
+	errExtensions       = errors.New("megaws/loop: server selected an extension that was not offered")
 )
 
-// maxResponseHead bounds the server's handshake response.
-const maxResponseHead = 8 << 10
-
-// Conn is one client connection. Its methods must be called on its loop's
-// goroutine. The exported fields belong to the scenario.
+// Conn is one connection of a Loop. Its methods must be called on its
+// loop's goroutine (from a Handler method or a function given to Post).
 type Conn struct {
-	// ID numbers the connections of a loop in dial order.
-	ID int
-	// Seq, Next and Stamps are scratch for scenarios: messages sent,
-	// messages expected next, send times of messages in flight.
-	Seq, Next uint64
-	Stamps    []int64
-	// Sample marks a connection chosen for a liveness sample.
-	Sample bool
-
 	loop    *Loop
+	ctx     any
+	id      int
 	fd      int
 	state   state
-	key     [24]byte
-	started int64 // dial start, ns
-	oidx    int   // index in loop.open, -1 when not open
 	dirty   bool
+	fragOp  ws.OpCode
+	utf8    codec.UTF8
+	oidx    int   // index in loop.open, -1 when not open
+	started int64 // dial start, ns
+	hsDur   time.Duration
+	key     [handshake.KeyLen]byte
 
-	rbuf   []byte // unparsed bytes carried between reads
-	wbuf   []byte // bytes not yet written
-	msg    []byte // fragments of the data message in progress
-	fragOp ws.OpCode
-	// MsgOp is the opcode (text or binary) of the message being handed to
-	// Handler.OnMessage.
-	MsgOp ws.OpCode
+	rbuf []byte // unparsed bytes carried between reads
+	wbuf []byte // bytes not yet written
+	msg  []byte // fragments of the data message in progress
 }
+
+// ID numbers the connections of a loop in dial order, from 0.
+func (c *Conn) ID() int { return c.id }
 
 // Loop returns the loop that owns c.
 func (c *Conn) Loop() *Loop { return c.loop }
 
+// Context returns the value set with SetContext: the application's state
+// for this connection.
+func (c *Conn) Context() any { return c.ctx }
+
+// SetContext attaches v to c.
+func (c *Conn) SetContext(v any) { c.ctx = v }
+
 // IsOpen reports whether the handshake is done and no close has started.
 func (c *Conn) IsOpen() bool { return c.state == stateOpen }
+
+// HandshakeDuration returns the time from the start of connect(2) to the
+// verified 101 response; zero before the connection opened.
+func (c *Conn) HandshakeDuration() time.Duration { return c.hsDur }
 
 func (l *Loop) dial() {
 	cnt := &l.cnt
@@ -97,7 +103,7 @@ func (l *Loop) dial() {
 		l.dialFailed("epoll_ctl: " + err.Error())
 		return
 	}
-	c := &Conn{ID: int(cnt.dialed.Load()) - 1, loop: l, fd: fd, oidx: -1, started: time.Now().UnixNano()}
+	c := &Conn{id: int(cnt.dialed.Load()) - 1, loop: l, fd: fd, oidx: -1, started: time.Now().UnixNano()}
 	l.conns[fd] = c
 	l.timed[c] = c.started + int64(l.cfg.HandshakeTimeout)
 	l.pending++
@@ -147,16 +153,10 @@ func (c *Conn) connected() {
 	for i := 0; i < 8; i++ {
 		raw[i], raw[8+i] = byte(v1>>(8*i)), byte(v2>>(8*i))
 	}
-	base64.StdEncoding.Encode(c.key[:], raw[:])
-	b := c.wbuf[:0]
-	b = append(b, "GET "...)
-	b = append(b, c.loop.cfg.Path...)
-	b = append(b, " HTTP/1.1\r\nHost: "...)
-	b = append(b, c.loop.host...)
-	b = append(b, "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: "...)
+	handshake.EncodeKey(&c.key, raw)
+	b := append(c.wbuf[:0], c.loop.reqHead...)
 	b = append(b, c.key[:]...)
-	b = append(b, "\r\nSec-WebSocket-Version: 13\r\n\r\n"...)
-	c.wbuf = b
+	c.wbuf = append(b, c.loop.reqTail...)
 	c.flush()
 }
 
@@ -176,7 +176,7 @@ func (c *Conn) onReadable() {
 		case err != nil:
 			c.fail(fmt.Errorf("read: %w", err))
 		default:
-			c.fail(errEOF)
+			c.fail(&client.CloseError{Code: ws.StatusAbnormalClosure, Err: io.EOF})
 		}
 		return
 	}
@@ -226,6 +226,14 @@ func (c *Conn) parse(b []byte) int {
 		if n == 0 {
 			return used
 		}
+		if err := codec.CheckServerHeader(h, c.fragOp, false); err != nil {
+			c.protocolError(err)
+			return used
+		}
+		if !h.OpCode.IsControl() && h.Length > int64(c.loop.cfg.MaxMessageSize-len(c.msg)) {
+			c.protocolError(codec.ErrMessageTooBig)
+			return used
+		}
 		total := n + int(h.Length)
 		if len(b)-used < total {
 			if h.Length > 0 && cap(c.rbuf) < total {
@@ -233,10 +241,6 @@ func (c *Conn) parse(b []byte) int {
 				nb := make([]byte, 0, total+4096)
 				c.rbuf = append(nb, c.rbuf...)
 			}
-			return used
-		}
-		if err := codec.CheckServerHeader(h, c.fragOp, false); err != nil {
-			c.protocolError(err)
 			return used
 		}
 		payload := b[used+n : used+total]
@@ -247,48 +251,24 @@ func (c *Conn) parse(b []byte) int {
 }
 
 func (c *Conn) parseResponse(b []byte) int {
-	end := bytes.Index(b, []byte("\r\n\r\n"))
-	if end < 0 {
-		if len(b) > maxResponseHead {
-			c.fail(errors.New("handshake: response head too large"))
-		}
+	r, n, err := handshake.ParseResponse(b)
+	if err != nil {
+		c.fail(err)
 		return 0
 	}
-	head := b[:end+2]
-	line, rest, _ := bytes.Cut(head, []byte("\r\n"))
-	if !bytes.HasPrefix(line, []byte("HTTP/1.1 101")) {
-		c.fail(fmt.Errorf("handshake: status %q", truncate(line, 60)))
+	if n == 0 {
 		return 0
 	}
-	var accept, upgrade, connection []byte
-	for len(rest) > 0 {
-		var l []byte
-		l, rest, _ = bytes.Cut(rest, []byte("\r\n"))
-		name, value, ok := bytes.Cut(l, []byte(":"))
-		if !ok {
-			continue
-		}
-		value = bytes.TrimSpace(value)
-		switch {
-		case bytes.EqualFold(name, []byte("Sec-WebSocket-Accept")):
-			accept = value
-		case bytes.EqualFold(name, []byte("Upgrade")):
-			upgrade = value
-		case bytes.EqualFold(name, []byte("Connection")):
-			connection = value
-		}
+	if err := r.CheckUpgrade(c.key[:]); err != nil {
+		c.fail(err)
+		return 0
 	}
-	var want [28]byte
-	codec.AppendAccept(want[:0], c.key[:])
-	switch {
-	case !bytes.Equal(accept, want[:]):
-		c.fail(fmt.Errorf("handshake: Sec-WebSocket-Accept %q, want %q", truncate(accept, 40), want[:]))
+	if _, err := r.CheckProtocol(nil); err != nil {
+		c.fail(err)
 		return 0
-	case !bytes.EqualFold(upgrade, []byte("websocket")):
-		c.fail(fmt.Errorf("handshake: Upgrade %q", truncate(upgrade, 40)))
-		return 0
-	case !containsTokenFold(connection, "upgrade"):
-		c.fail(fmt.Errorf("handshake: Connection %q", truncate(connection, 40)))
+	}
+	if len(r.Extensions) > 0 {
+		c.fail(errExtensions)
 		return 0
 	}
 	l := c.loop
@@ -297,30 +277,14 @@ func (c *Conn) parseResponse(b []byte) int {
 	l.pending--
 	l.cnt.established.Add(1)
 	l.cnt.open.Add(1)
-	_ = l.HS.RecordValue((time.Now().UnixNano() - c.started) / 1e3)
+	c.hsDur = time.Duration(time.Now().UnixNano() - c.started)
 	c.oidx = len(l.open)
 	l.open = append(l.open, c)
 	if cap(c.wbuf) > 0 && len(c.wbuf) == 0 {
 		c.wbuf = nil // an idle connection keeps no buffers
 	}
 	l.h.OnOpen(c)
-	return end + 4
-}
-
-func containsTokenFold(v []byte, tok string) bool {
-	for _, t := range bytes.Split(v, []byte(",")) {
-		if bytes.EqualFold(bytes.TrimSpace(t), []byte(tok)) {
-			return true
-		}
-	}
-	return false
-}
-
-func truncate(b []byte, n int) []byte {
-	if len(b) > n {
-		return b[:n]
-	}
-	return b
+	return n
 }
 
 func (c *Conn) frame(h ws.Header, payload []byte) {
@@ -333,10 +297,10 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 		}
 		return
 	case ws.OpPong:
-		l.h.OnMessage(c, true, payload)
+		l.h.OnMessage(c, ws.OpPong, payload)
 		return
 	case ws.OpClose:
-		code, _, err := codec.ParseClose(payload)
+		code, reason, err := codec.ParseClose(payload)
 		if c.state == stateClosing {
 			c.finish(nil)
 			return
@@ -347,28 +311,37 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 		}
 		c.send(ws.OpClose, payload[:min(len(payload), 2)])
 		c.flush()
-		c.finish(fmt.Errorf("closed by server: status %d", code))
+		c.finish(&client.CloseError{Code: code, Reason: string(reason), Remote: true})
 		return
 	}
 	if c.state != stateOpen {
 		return // data after our close frame is allowed; ignore it
 	}
+	if h.OpCode != ws.OpContinuation {
+		c.fragOp = h.OpCode
+		c.utf8.Reset()
+	}
+	if c.fragOp == ws.OpText && !c.utf8.Feed(payload) {
+		c.protocolError(codec.ErrInvalidUTF8)
+		return
+	}
 	if !h.Fin {
-		if h.OpCode != ws.OpContinuation {
-			c.fragOp = h.OpCode
-		}
 		c.msg = append(c.msg, payload...)
 		return
 	}
-	c.MsgOp = h.OpCode
+	op := c.fragOp
+	c.fragOp = 0
+	if op == ws.OpText && !c.utf8.Complete() {
+		c.protocolError(codec.ErrInvalidUTF8)
+		return
+	}
 	if h.OpCode == ws.OpContinuation {
 		c.msg = append(c.msg, payload...)
 		payload = c.msg
-		c.MsgOp, c.fragOp = c.fragOp, 0
 	}
 	l.cnt.recv.Add(1)
 	l.cnt.bytesRecv.Add(int64(len(payload)))
-	l.h.OnMessage(c, false, payload)
+	l.h.OnMessage(c, op, payload)
 	if len(c.msg) > 0 {
 		c.msg = c.msg[:0]
 		if cap(c.msg) > 1<<20 {
@@ -377,20 +350,24 @@ func (c *Conn) frame(h ws.Header, payload []byte) {
 	}
 }
 
+// protocolError fails the connection because the server broke the
+// protocol: the close code for err is sent, then TCP is closed.
 func (c *Conn) protocolError(err error) {
+	code := codec.CloseCode(err)
 	c.loop.cnt.protocolErrors.Add(1)
-	c.fail(fmt.Errorf("protocol error: %w", err))
+	if c.state == stateOpen {
+		var p [2]byte
+		p[0], p[1] = byte(code>>8), byte(code)
+		c.send(ws.OpClose, p[:])
+		c.flush()
+	}
+	c.fail(&client.CloseError{Code: code, Err: err})
 }
 
-// Send queues a masked data message; it is written when the loop iteration
-// ends. A binary message unless text is set.
-func (c *Conn) Send(payload []byte) {
-	c.SendOp(ws.OpBinary, payload)
-}
-
-// SendOp queues one masked data message with opcode op (ws.OpText or
-// ws.OpBinary).
-func (c *Conn) SendOp(op ws.OpCode, payload []byte) {
+// Send queues one data message, op ws.OpText or ws.OpBinary, masked; it is
+// written when the loop iteration ends. payload is copied. Sends on a
+// connection that is not open are dropped.
+func (c *Conn) Send(op ws.OpCode, payload []byte) {
 	if c.state != stateOpen {
 		return
 	}
@@ -399,9 +376,10 @@ func (c *Conn) SendOp(op ws.OpCode, payload []byte) {
 	c.send(op, payload)
 }
 
-// Ping queues a masked ping carrying payload (≤ 125 bytes).
+// Ping queues a ping carrying payload (at most 125 bytes); the pong reaches
+// Handler.OnMessage with op ws.OpPong.
 func (c *Conn) Ping(payload []byte) {
-	if c.state == stateOpen {
+	if c.state == stateOpen && len(payload) <= codec.MaxControlPayload {
 		c.send(ws.OpPing, payload)
 	}
 }
@@ -414,14 +392,35 @@ func (c *Conn) send(op ws.OpCode, payload []byte) {
 	}
 }
 
-// Close starts the closing handshake with status 1000 (RFC 6455 §7.1.2).
-func (c *Conn) Close() {
+// Close starts the closing handshake (RFC 6455 §7.1.2) with code and reason
+// (truncated to fit a control frame); OnClose follows with a nil error when
+// the server answers, or client.ErrCloseTimeout after Config.CloseTimeout.
+func (c *Conn) Close(code ws.StatusCode, reason string) {
 	if c.state != stateOpen {
 		return
 	}
-	code := uint16(ws.StatusNormalClosure)
-	c.send(ws.OpClose, []byte{byte(code >> 8), byte(code)})
+	var p [codec.MaxControlPayload]byte
+	b := append(p[:0], byte(code>>8), byte(code))
+	b = append(b, reason[:min(len(reason), codec.MaxControlPayload-2)]...)
+	c.send(ws.OpClose, b)
 	c.setClosing()
+}
+
+// Abort ends the connection at once, without a close handshake: the socket
+// is closed, OnClose(c, err) is called and Counters.Aborted counts it. It is
+// for an application that finds the stream wrong (a payload that fails
+// verification) and cannot trust what follows.
+func (c *Conn) Abort(err error) {
+	if c.state != stateOpen && c.state != stateClosing {
+		return
+	}
+	l := c.loop
+	l.cnt.aborted.Add(1)
+	l.errs.add(err.Error())
+	c.removeOpen()
+	c.state = stateClosed
+	c.release()
+	l.h.OnClose(c, err)
 }
 
 func (c *Conn) setClosing() {
@@ -505,7 +504,7 @@ func (c *Conn) finish(err error) {
 		l.cnt.closeTimeouts.Add(1)
 		l.errs.add(err.Error())
 	default:
-		if wasOpen || !errors.Is(err, errEOF) {
+		if wasOpen || !errors.Is(err, io.EOF) {
 			l.cnt.dropped.Add(1)
 			l.errs.add(err.Error())
 		} else {
@@ -522,5 +521,5 @@ func (c *Conn) release() {
 	delete(l.conns, c.fd)
 	_ = unix.Close(c.fd)
 	c.fd = -1
-	c.rbuf, c.wbuf, c.msg, c.Stamps = nil, nil, nil, nil
+	c.rbuf, c.wbuf, c.msg = nil, nil, nil
 }
