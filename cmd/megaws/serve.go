@@ -54,6 +54,11 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs.IntVar(&f.cfg.MaxWriteQueue, "max-write-queue", server.DefaultMaxWriteQueue, "bytes queued for a slow reader before it is closed with 1008")
 	fs.IntVar(&f.cfg.MaxQueuedBytes, "max-queued", 0, "server-wide budget of bytes waiting for slow readers; past it the slowest are closed with 1008 first (0: an eighth of the machine's memory, at most 1 GiB)")
 	fs.IntVar(&f.cfg.MaxReadQueue, "max-read-queue", 0, "unhandled input held for a peer that sends without reading its answers, before it is closed with 1008 (0: --max-message + 1 MiB)")
+	fs.Float64Var(&f.cfg.RateLimit.Messages, "rate-messages", 0, "messages per second each connection may send (0: no limit); past the burst a message is dropped, or the connection closed with --rate-close")
+	fs.IntVar(&f.cfg.RateLimit.MessageBurst, "rate-burst", 0, "messages a connection may send at once above --rate-messages (0: one second's worth)")
+	fs.Float64Var(&f.cfg.RateLimit.Bytes, "rate-bytes", 0, "payload bytes per second each connection may send (0: no limit; burst: one second's worth, at least 64 KiB)")
+	fs.BoolVar(&f.cfg.RateLimit.Close, "rate-close", false, "close a connection over its rate limit with 1008 instead of dropping the message")
+	subprotocols := fs.String("subprotocols", "", "comma-separated subprotocols the server speaks, in order of preference (the first the client also offers is selected)")
 	fs.IntVar(&f.cfg.ReserveFDs, "reserve-fds", 0, "descriptors below the open-files limit left free: connections past it are answered 503 (0: 1% of the limit, 64 to 1024; negative disables)")
 	fs.IntVar(&f.cfg.ReadBufferSize, "read-buffer", server.DefaultReadBufferSize, "bytes read per readable event, into one buffer per event loop")
 	fs.IntVar(&f.cfg.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest handshake request head (HTTP 431 beyond)")
@@ -84,6 +89,11 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.cfg.AllowedOrigins, err = parseOrigins(*origins); err != nil {
 		return nil, err
+	}
+	for _, p := range strings.Split(*subprotocols, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			f.cfg.Subprotocols = append(f.cfg.Subprotocols, p)
+		}
 	}
 	if err := checkBrokerURL(f.broker); err != nil {
 		return nil, err
