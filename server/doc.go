@@ -45,12 +45,14 @@
 // # Which methods are safe where
 //
 // Safe from any goroutine, the loops' own callbacks included: Server.Room,
-// Server.Broadcast, Server.SendTo, Server.Stats, Server.Conns, Server.Stop;
-// Room.Join, Room.Leave, Room.Publish, Room.PublishExcept, Room.Len;
-// Conn.Send, Conn.Ping, Conn.Close, Conn.Do, Conn.ID, Conn.Path,
-// Conn.Protocol, Conn.Compressed, Conn.Loop; Loop.Index. None of them blocks
-// on the network or waits for a loop: they queue work for the loops, and the
-// queries (Stats, Room.Len, Conns) read counters the loops keep up to date.
+// Server.Broadcast, Server.SendTo, Server.SendToID, Server.Stats,
+// Server.Conns, Server.Stop; Room.Join, Room.Leave, Room.Publish,
+// Room.PublishExcept, Room.PublishSnapshot, Room.Each, Room.Members, Room.Len;
+// Conn.Send, Conn.SendSnapshot, Conn.Ping, Conn.Close, Conn.Do, Conn.ID,
+// Conn.GlobalID, Conn.Path, Conn.Protocol, Conn.Compressed, Conn.Loop;
+// Loop.Index. None of them blocks on the network or waits for a loop: they
+// queue work for the loops, and the queries (Stats, Room.Len, Room.Members,
+// Conns) read what the loops keep up to date.
 // Stop, called from a callback, starts the graceful stop in the background
 // and returns at once (the loop has to keep running for its connections to
 // close). Each loop runs queued work in the order it was queued, so a
@@ -75,9 +77,10 @@
 // off for debugging.
 //
 // Loop only (from a callback running on the connection's loop): Conn.WriteMessage,
-// Conn.WriteText, Conn.WriteBinary, Conn.Context, Conn.SetContext,
-// Conn.RemoteAddr, Conn.AfterFunc, Loop.AfterFunc, Loop.Each, Loop.Len and
-// Timer.Stop. Writes made during OnMessage are coalesced into one write
+// Conn.WriteText, Conn.WriteBinary, Conn.WriteSnapshot, Conn.Context,
+// Conn.SetContext, Conn.RemoteAddr, Conn.Rooms, Conn.Queued, Conn.AfterFunc,
+// Loop.AfterFunc, Loop.Each, Loop.Len and Timer.Stop. A Conn.Ping made in a
+// callback is written after the frames that callback wrote with WriteMessage. Writes made during OnMessage are coalesced into one write
 // when the loop has handled the bytes that arrived.
 //
 // # Sharing a port with net/http
