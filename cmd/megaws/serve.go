@@ -130,6 +130,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if f.workers > 1 && f.worker == 0 {
+		if w := workersWarning(f); w != "" {
+			log.Warn(w, "mode", f.mode, "workers", f.workers)
+		}
 		return runWorkers(f, args, stdout, stderr, log)
 	}
 	f.cfg.Logger = log
@@ -321,4 +324,14 @@ func newLogger(level string, w io.Writer) (*slog.Logger, error) {
 		return nil, fmt.Errorf("bad --log-level %q", level)
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
+}
+
+// workersWarning is the warning for --workers in a mode whose messages span
+// connections (broadcast, demo) without --broker: each worker is a server of
+// its own, so a client sees only the clients of its worker.
+func workersWarning(f *serveFlags) string {
+	if f.workers > 1 && f.broker == "" && (f.mode == "broadcast" || f.mode == "demo") {
+		return "--workers without --broker: each worker is a separate server, so a broadcast reaches only the connections of its own worker; add --broker to join the workers into one cluster"
+	}
+	return ""
 }

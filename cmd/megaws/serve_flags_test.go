@@ -185,3 +185,26 @@ func TestAdminWarnsWhenExposed(t *testing.T) {
 		}
 	}
 }
+
+// TestWorkersWarning: --workers in a broadcasting mode without --broker warns
+// that each worker broadcasts only to its own connections.
+func TestWorkersWarning(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		warn bool
+	}{
+		{args: []string{"--workers", "3", "--mode", "broadcast"}, warn: true},
+		{args: []string{"--workers", "3", "--mode", "demo"}, warn: true},
+		{args: []string{"--workers", "3", "--mode", "demo", "--broker", "nats://127.0.0.1:4222"}, warn: false},
+		{args: []string{"--workers", "3"}, warn: false},
+		{args: []string{"--mode", "broadcast"}, warn: false},
+	} {
+		f, err := parseServe(tc.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := workersWarning(f) != ""; got != tc.warn {
+			t.Errorf("%q: warning %v, want %v", tc.args, got, tc.warn)
+		}
+	}
+}
