@@ -8,10 +8,11 @@ package server_test
 // to 128 KiB, some auto-fragmented (the compressed payload cut into frames of
 // 256 B to 32 KiB, RSV1 on the first), each sent one at a time and expected
 // back intact, then a clean close. Section 12 uses Autobahn's default offer
-// on five data sets (12.1 JSON, 12.2 bitmap, 12.3 German text, 12.4 HTML,
-// 12.5 PDF; regenerated here with the original sizes and kinds of content,
-// since the testsuite's files are not vendored); section 13 sends the JSON
-// data set with the seven offers of 13.1-13.7. The offer_* cases add what
+// on its five data sets, regenerated here with the original sizes and kinds
+// of content since the testsuite's files are not vendored (12.1 to 12.5 are
+// JSON, bitmap, German text, HTML and PDF here; Autobahn numbers them in the
+// iteration order of a Python dict); section 13 sends the JSON data set
+// with the seven offers of 13.1-13.7. The offer_* cases add what
 // Autobahn's offers never ask for (its client always hints
 // client_no_context_takeover): clients that take over their own window,
 // client_max_window_bits values, a lowered server window, skipped invalid

@@ -15,9 +15,6 @@ type fanLog struct {
 	head, n int
 	base    uint64 // sequence number of entries[head]
 	tail    int32  // delta of the next frame to be appended
-	// lastSnap is the sequence number of the latest snapshot appended
-	// (Room.PublishSnapshot): older snapshots in the same run are skipped.
-	lastSnap uint64
 }
 
 type logEntry struct {
@@ -54,9 +51,6 @@ func (l *Loop) logAppend(g *fanLog, f *sharedFrame) uint64 {
 	g.entries[(g.head+g.n)%len(g.entries)] = logEntry{f: f, delta: g.tail}
 	g.tail = 0
 	g.n++
-	if f.snap {
-		g.lastSnap = g.base + uint64(g.n) - 1
-	}
 	l.queued += logEntryOverhead
 	if f.queued.Add(1) == 1 {
 		l.queued += len(*f.buf)

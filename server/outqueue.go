@@ -40,7 +40,11 @@ type outItem struct {
 	f        *sharedFrame
 	log      *fanLog
 	from, to uint64 // the log's frames from..to, inclusive
-	snap     bool   // b is a snapshot that a newer one replaces (WriteSnapshot)
+	// snapAt is 1 + the sequence number of the newest snapshot
+	// (Room.PublishSnapshot) in the run from..to, 0 if none: the run's older
+	// snapshots are skipped, and their bytes no longer count as queued.
+	snapAt uint64
+	snap   bool // b is a snapshot that a newer one replaces (WriteSnapshot)
 }
 
 // itemOverhead is what a queued item costs besides its frames' bytes; it is
@@ -89,30 +93,30 @@ func (it outItem) release() {
 }
 
 // appendData appends the item's frames to iov while it has room and sz stays
-// under limit; it returns the new iov, the bytes added, the bytes consumed
-// (added, plus snapshots of a log run skipped because a newer one follows in
-// the run) and how many frames of a log run were taken (its first ones).
-func (it *outItem) appendData(iov [][]byte, sz, limit int) ([][]byte, int, int, uint64) {
+// under limit; it returns the new iov, the bytes added (also the bytes
+// consumed from the connection's account: the snapshots of a log run that
+// a newer one replaced left it when they were replaced) and how many frames
+// of a log run were taken (its first ones, skipped snapshots included).
+func (it *outItem) appendData(iov [][]byte, sz, limit int) ([][]byte, int, uint64) {
 	switch {
 	case it.b != nil:
-		return append(iov, *it.b), len(*it.b), len(*it.b), 1
+		return append(iov, *it.b), len(*it.b), 1
 	case it.f != nil:
-		return append(iov, *it.f.buf), len(*it.f.buf), len(*it.f.buf), 1
+		return append(iov, *it.f.buf), len(*it.f.buf), 1
 	}
-	added, consumed, taken := 0, 0, uint64(0)
+	added, taken := 0, uint64(0)
 	g := it.log
 	for seq := it.from; seq <= it.to && len(iov) < cap(iov) && sz+added < limit; seq++ {
 		e := g.entry(seq)
-		b := *e.f.buf
-		consumed += len(b)
 		taken++
-		if e.f.snap && g.lastSnap > seq && g.lastSnap <= it.to {
+		if e.f.snap && seq+1 < it.snapAt {
 			continue // a newer snapshot waits in the same run
 		}
+		b := *e.f.buf
 		iov = append(iov, b)
 		added += len(b)
 	}
-	return iov, added, consumed, taken
+	return iov, added, taken
 }
 
 // maxPollTicks bounds the backoff between looks at a congested connection
@@ -232,7 +236,9 @@ func (l *Loop) enqueue(c *Conn, it outItem) {
 
 // enqueueLog queues frame seq of log g for c: it extends c's last item when
 // that is the run just before seq, so a congested member of a busy room or
-// of a broadcast costs a few plain operations per frame, no memory.
+// of a broadcast costs a few plain operations per frame, no memory. A
+// snapshot (Room.PublishSnapshot) that extends a run replaces the run's
+// previous snapshot, which will not be sent: its bytes leave c's account.
 func (l *Loop) enqueueLog(c *Conn, g *fanLog, seq uint64) {
 	if c.state == stateGone {
 		return
@@ -242,16 +248,28 @@ func (l *Loop) enqueueLog(c *Conn, g *fanLog, seq uint64) {
 		l.congest(c)
 		o = c.ext.out
 	}
-	o.bytes += len(g.frame(seq))
+	e := g.entry(seq)
+	o.bytes += len(*e.f.buf)
+	var snapAt uint64
+	if e.f.snap {
+		snapAt = seq + 1
+	}
 	if o.n > 0 {
 		if last := &o.items[(o.head+o.n-1)%len(o.items)]; last.log == g && last.to+1 == seq {
 			g.extend(last.to)
 			last.to = seq
+			if snapAt != 0 {
+				if last.snapAt > last.from { // the previous snapshot is still unsent
+					o.bytes -= len(g.frame(last.snapAt - 1))
+					l.stats.snapshotsReplaced.Add(1)
+				}
+				last.snapAt = snapAt
+			}
 			return
 		}
 	}
 	g.pin(seq)
-	o.push(outItem{log: g, from: seq, to: seq})
+	o.push(outItem{log: g, from: seq, to: seq, snapAt: snapAt})
 	o.bytes += itemOverhead
 	l.queued += itemOverhead
 }
@@ -297,11 +315,11 @@ func (l *Loop) drain(c *Conn) {
 		k, partial := 0, uint64(0)
 		for k < o.n && len(iov) < cap(iov) && sz < drainBytes {
 			it := &o.items[(o.head+k)%len(o.items)]
-			var added, used int
+			var added int
 			var taken uint64
-			iov, added, used, taken = it.appendData(iov, sz, drainBytes)
+			iov, added, taken = it.appendData(iov, sz, drainBytes)
 			sz += added
-			consumed += used
+			consumed += added
 			if it.log != nil && it.from+taken <= it.to {
 				partial = taken
 				break

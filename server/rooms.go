@@ -344,8 +344,15 @@ func (r *Room) PublishExcept(except *Conn, op ws.OpCode, payload []byte) error {
 // PublishSnapshot is Publish for a message that supersedes the previous
 // one, such as a game's world state at each tick: a member that lags (its
 // socket is full) gets only the newest of the snapshots waiting for it, not
-// all of them in turn. Other messages keep their order around it. With
-// Config.Broker, the other nodes receive it as a plain publish.
+// all of them in turn, and the replaced ones stop counting against its
+// MaxWriteQueue and the server's budget (Stats.SnapshotsReplaced counts
+// them). Other messages keep their order around it: a snapshot replaces
+// only the one before it in the same unbroken run of the room's frames
+// waiting for the member, so a message queued to that member in between
+// by other means (Conn.Send, another room) keeps the snapshot before it.
+// Replacement starts once the kernel's send buffer is full (a few MiB on
+// loopback). With Config.Broker, the other nodes receive it as a plain
+// publish.
 func (r *Room) PublishSnapshot(op ws.OpCode, payload []byte) error {
 	return r.publish(nil, op, payload, true)
 }

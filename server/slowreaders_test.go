@@ -181,14 +181,18 @@ func TestServerOutputBudget(t *testing.T) {
 func TestCongestedOrdering(t *testing.T) {
 	var rp atomic.Pointer[server.Room]
 	sends := make(chan *server.Conn, 1<<14)
+	stop := make(chan struct{})
 	go func() { // Sends from one goroutine, in order
-		i := 0
-		for c := range sends {
-			_ = c.Send(ws.OpText, []byte("send "+itoa(i)))
-			i++
+		for i := 0; ; i++ {
+			select {
+			case c := <-sends:
+				_ = c.Send(ws.OpText, []byte("send "+itoa(i)))
+			case <-stop:
+				return
+			}
 		}
 	}()
-	defer close(sends)
+	defer close(stop) // sends stays open: the loop may still hold it
 	h := &funcHandler{
 		onOpen: func(c *server.Conn) { _ = rp.Load().Join(c) },
 		onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
@@ -211,14 +215,28 @@ func TestCongestedOrdering(t *testing.T) {
 		t.Fatal("members did not join")
 	}
 	const n = 2000 // 32 MB of answers: more than the sockets hold
+	// Half the requests first; the rest only once the server has handled
+	// those, so that they arrive while their answers (16 MB, more than
+	// the two sockets' buffers hold) still wait: the loop then pauses
+	// reading, however slow the machine. A single batch would be handled
+	// whole before the loop looks at the queue.
+	wrote := make(chan error, 1)
 	go func() {
 		for i := range n {
+			if i == n/2 && !waitFor(time.Minute, func() bool { return srv.Stats().MessagesIn >= n/2 }) {
+				wrote <- errors.New("the first half was not handled in a minute")
+				return
+			}
 			if _, err := c.Conn.Write(clientFrame(ws.OpText, true, 0, []byte(itoa(i)))); err != nil {
+				wrote <- err
 				return
 			}
 		}
+		wrote <- nil
 	}()
-	time.Sleep(300 * time.Millisecond) // let the answers back up first
+	if !waitFor(time.Minute, func() bool { return srv.Stats().ReadPauses > 0 }) {
+		t.Fatalf("the answers never backed up (no read pause): %+v", srv.Stats())
+	}
 	// Each stream arrives whole and in order: direct answers, room
 	// publishes (queued on the loop after the callback) and Sends.
 	next := map[string]int{}
@@ -231,8 +249,8 @@ func TestCongestedOrdering(t *testing.T) {
 		}
 		next[kind]++
 	}
-	if st := srv.Stats(); st.ReadPauses == 0 {
-		t.Fatalf("the answers never backed up (no read pause): %+v", st)
+	if err := <-wrote; err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -115,3 +115,63 @@ func TestPublishSnapshot(t *testing.T) {
 	checkSnapshots(t, readSnapshots(t, c), n)
 	c.closeNormal()
 }
+
+// TestPublishSnapshotWithinWriteQueue: room snapshots a lagging member will
+// never get do not count against its write queue. 2,000 snapshots of 8 KiB
+// (16 MB) with a room message after every tenth are published to a member
+// that does not read, under the default 4 MiB MaxWriteQueue: the member is
+// not dropped, gets the room messages in order and the newest snapshot last,
+// and the replaced snapshots are counted.
+func TestPublishSnapshotWithinWriteQueue(t *testing.T) {
+	const n = 2000
+	var sp atomic.Pointer[server.Server]
+	h := &funcHandler{
+		onOpen: func(c *server.Conn) { _ = sp.Load().Room("r").Join(c) },
+	}
+	s, addr := startServer(t, h, server.Config{Loops: 1})
+	sp.Store(s)
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
+		t.Fatal("no member")
+	}
+	snap := make([]byte, 8<<10)
+	for i := range n {
+		binary.BigEndian.PutUint32(snap, uint32(i))
+		_ = s.Room("r").PublishSnapshot(ws.OpBinary, snap)
+		if i%10 == 9 {
+			_ = s.Room("r").Publish(ws.OpText, []byte{'c', byte(i / 10)})
+		}
+	}
+	_ = s.Room("r").Publish(ws.OpText, []byte("end"))
+	time.Sleep(300 * time.Millisecond)
+	var seen []uint32
+	chats := 0
+	for {
+		f := c.mustFrame()
+		if f.h.OpCode == ws.OpClose {
+			t.Fatalf("closed with %v after %d snapshots and %d room messages (the skipped snapshots counted against MaxWriteQueue)", f.payload, len(seen), chats)
+		}
+		if f.h.OpCode == ws.OpText {
+			if string(f.payload) == "end" {
+				break
+			}
+			if f.payload[1] != byte(chats) {
+				t.Fatalf("room message %d out of order: got %d", chats, f.payload[1])
+			}
+			chats++
+			continue
+		}
+		seen = append(seen, binary.BigEndian.Uint32(f.payload))
+	}
+	if chats != n/10 {
+		t.Fatalf("%d room messages, want %d", chats, n/10)
+	}
+	checkSnapshots(t, seen, n)
+	st := s.Stats()
+	if st.QueueDrops != 0 || st.SnapshotsReplaced == 0 {
+		t.Fatalf("QueueDrops %d, SnapshotsReplaced %d; want 0 and > 0", st.QueueDrops, st.SnapshotsReplaced)
+	}
+	t.Logf("SnapshotsReplaced %d", st.SnapshotsReplaced)
+	c.closeNormal()
+}
