@@ -67,6 +67,14 @@ type Config struct {
 	// power of two. Default: 1 MiB (256 KiB echoes: 64 KiB reads cost
 	// 140-185 µs of server CPU per round trip, 1 MiB reads 104-115 µs).
 	ReadBufferSize int
+	// SendBuffer, when positive, sets each connection's kernel send buffer
+	// (SO_SNDBUF; Linux doubles the value for its bookkeeping and turns off
+	// the buffer's autotuning, which otherwise grows it to a few MiB). A
+	// small buffer keeps what a slow reader is sent fresh: bytes still in
+	// megaws's queue can be replaced (Room.PublishSnapshot) or dropped,
+	// bytes in the kernel cannot. Games publishing snapshots want 16-64 KiB;
+	// bulk transfers want the default. Default: 0 (the system's).
+	SendBuffer int
 
 	// HandshakeTimeout closes a connection that has not completed its opening
 	// handshake in time (slow or silent clients). Default: 10 s.
@@ -100,7 +108,10 @@ type Config struct {
 	// Conn.AfterFunc and the tick. Default: 10 ms.
 	TimerResolution time.Duration
 	// TickInterval, when positive and the Handler implements Ticker, calls
-	// OnTick on every event loop at this interval. Default: 0 (off).
+	// OnTick on every event loop at this interval. Default: 0 (off). A loop
+	// joins the ticking with its first connection (megaws meets gnet's
+	// loops through their connections), so a loop that never served one is
+	// not ticked: it owns no players to step.
 	TickInterval time.Duration
 
 	// Subprotocols lists the subprotocols the server speaks, in order of

@@ -233,6 +233,9 @@ func (s *Server) onOpen(gc gnet.Conn) ([]byte, gnet.Action) {
 	}
 	l.conns++
 	l.arm(c)
+	if n := s.cfg.SendBuffer; n > 0 {
+		_ = gc.SetWriteBuffer(n)
+	}
 	if e != nil {
 		return nil, s.openEnrolled(c, e)
 	}

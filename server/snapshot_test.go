@@ -175,3 +175,49 @@ func TestPublishSnapshotWithinWriteQueue(t *testing.T) {
 	t.Logf("SnapshotsReplaced %d", st.SnapshotsReplaced)
 	c.closeNormal()
 }
+
+// TestSendBufferFreshSnapshots: with Config.SendBuffer small, a member that
+// stops reading holds few snapshots in the kernel, so the rest wait in
+// megaws's queue where newer ones replace them: of 200 snapshots of 8 KiB
+// (1.6 MB, less than an autotuned loopback send buffer takes), the member
+// reads a fraction, the newest last.
+func TestSendBufferFreshSnapshots(t *testing.T) {
+	const n = 200
+	run := func(sendBuffer int) (seen []uint32, replaced uint64) {
+		var sp atomic.Pointer[server.Server]
+		var member atomic.Pointer[server.Conn]
+		h := &funcHandler{
+			onOpen: func(c *server.Conn) { member.Store(c); _ = sp.Load().Room("r").Join(c) },
+		}
+		s, addr := startServer(t, h, server.Config{Loops: 1, SendBuffer: sendBuffer})
+		sp.Store(s)
+		c := dialRaw(t, addr)
+		c.handshake("/")
+		if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
+			t.Fatal("no member")
+		}
+		snap := make([]byte, 8<<10)
+		for i := range n {
+			binary.BigEndian.PutUint32(snap, uint32(i))
+			_ = s.Room("r").PublishSnapshot(ws.OpBinary, snap)
+		}
+		_ = s.Room("r").Publish(ws.OpText, []byte("end"))
+		// A task posted after the publishes runs after them: the member
+		// then has all it will get.
+		handled := make(chan struct{})
+		if err := member.Load().Do(func(*server.Conn) { close(handled) }); err != nil {
+			t.Fatal(err)
+		}
+		<-handled
+		seen = readSnapshots(t, c)
+		c.closeNormal()
+		return seen, s.Stats().SnapshotsReplaced
+	}
+	seen, replaced := run(16 << 10)
+	checkSnapshots(t, seen, n)
+	if replaced == 0 || len(seen) > n/2 {
+		t.Fatalf("SendBuffer 16 KiB: %d of %d snapshots read, %d replaced; want most replaced", len(seen), n, replaced)
+	}
+	dseen, dreplaced := run(0)
+	t.Logf("SendBuffer 16 KiB: %d of %d snapshots read (%d replaced); system default: %d read (%d replaced)", len(seen), n, replaced, len(dseen), dreplaced)
+}

@@ -126,7 +126,9 @@ func (l *Loop) Each(fn func(c *Conn)) {
 
 // Ticker is implemented by handlers that want a periodic callback on every
 // event loop, every Config.TickInterval: the place for a game's fixed-rate
-// update of the players it owns (Loop.Each), without locks.
+// update of the players it owns (Loop.Each), without locks. A loop is
+// ticked from its first connection on (see Config.TickInterval), and keeps
+// being ticked when its connections are gone.
 type Ticker interface {
 	OnTick(l *Loop)
 }

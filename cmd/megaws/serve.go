@@ -61,6 +61,7 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	subprotocols := fs.String("subprotocols", "", "comma-separated subprotocols the server speaks, in order of preference (the first the client also offers is selected)")
 	fs.IntVar(&f.cfg.ReserveFDs, "reserve-fds", 0, "descriptors below the open-files limit left free: connections past it are answered 503 (0: 1% of the limit, 64 to 1024; negative disables)")
 	fs.IntVar(&f.cfg.ReadBufferSize, "read-buffer", server.DefaultReadBufferSize, "bytes read per readable event, into one buffer per event loop")
+	fs.IntVar(&f.cfg.SendBuffer, "send-buffer", 0, "each connection's kernel send buffer (SO_SNDBUF), 0 for the system's; small keeps a slow reader's snapshots fresh")
 	fs.IntVar(&f.cfg.MaxHeaderBytes, "max-header-bytes", 8<<10, "largest handshake request head (HTTP 431 beyond)")
 	fs.DurationVar(&f.cfg.HandshakeTimeout, "handshake-timeout", server.DefaultHandshakeTimeout, "time allowed for the opening handshake")
 	fs.DurationVar(&f.cfg.PingInterval, "ping-interval", server.DefaultPingInterval, "silence before a keepalive ping (negative disables)")

@@ -208,3 +208,23 @@ func TestWorkersWarning(t *testing.T) {
 		}
 	}
 }
+
+// TestSendBufferFlag: --send-buffer reaches Config.SendBuffer; the default
+// leaves the system's buffer.
+func TestSendBufferFlag(t *testing.T) {
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{args: nil, want: 0},
+		{args: []string{"--send-buffer", "32768"}, want: 32 << 10},
+	} {
+		f, err := parseServe(tc.args, &bytes.Buffer{})
+		if err != nil {
+			t.Fatalf("%q: %v", tc.args, err)
+		}
+		if got := f.cfg.SendBuffer; got != tc.want {
+			t.Errorf("%q: cfg.SendBuffer = %d, want %d", tc.args, got, tc.want)
+		}
+	}
+}

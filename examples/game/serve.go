@@ -39,7 +39,10 @@ func serve(args []string) error {
 		return errors.New("-rate: at least 1 message a second")
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	scfg := server.Config{Loops: *loops, Logger: log, RateLimit: arena.DefaultRateLimit}
+	// A 32 KiB send buffer keeps what a lagging player is sent fresh: the
+	// snapshots behind it wait in megaws's queue, where newer ones replace
+	// them, instead of in megabytes of kernel buffer.
+	scfg := server.Config{Loops: *loops, Logger: log, RateLimit: arena.DefaultRateLimit, SendBuffer: 32 << 10}
 	scfg.RateLimit.Messages, scfg.RateLimit.MessageBurst = *rate, int(*rate)
 	g := arena.New(arena.Config{Secret: secret(), MatchSize: *size, TickRate: *tick, NPCs: *npcs, Server: scfg})
 
