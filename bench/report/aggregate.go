@@ -141,6 +141,8 @@ func idlePoints(runs []*scenario.IdleResult) []scenario.IdlePoint {
 			HeapInuse:      int64(m(func(p scenario.IdlePoint) float64 { return float64(p.HeapInuse) })),
 			Goroutines:     int64(m(func(p scenario.IdlePoint) float64 { return float64(p.Goroutines) })),
 			UserPerConn:    m(func(p scenario.IdlePoint) float64 { return p.UserPerConn }),
+			PSSPerConn:     m(func(p scenario.IdlePoint) float64 { return p.PSSPerConn }),
+			PssAnonPerConn: m(func(p scenario.IdlePoint) float64 { return p.PssAnonPerConn }),
 			HeapPerConn:    m(func(p scenario.IdlePoint) float64 { return p.HeapPerConn }),
 			KernelPerConn:  m(func(p scenario.IdlePoint) float64 { return p.KernelPerConn }),
 			SockMemPerConn: m(func(p scenario.IdlePoint) float64 { return p.SockMemPerConn }),

@@ -67,6 +67,12 @@ type figure struct {
 	p                     *plot.Plot
 	legend                []legendEntry
 	xLabel, yLabel        string
+	// panels, when set, replace p: plots stacked top to bottom over one
+	// X axis (timeline.go), on a canvas height tall, with phases marked
+	// (in X axis units).
+	panels []panel
+	height vg.Length
+	phases []scenario.PhaseMark
 }
 
 type legendEntry struct {
@@ -79,14 +85,19 @@ func (r *Report) figures() ([]*figure, error) {
 	var figs []*figure
 	add := func(f *figure, err error) error {
 		if f != nil {
-			f.xLabel, f.p.X.Label.Text = f.p.X.Label.Text, ""
-			f.yLabel, f.p.Y.Label.Text = f.p.Y.Label.Text, ""
+			if f.p != nil {
+				f.xLabel, f.p.X.Label.Text = f.p.X.Label.Text, ""
+				f.yLabel, f.p.Y.Label.Text = f.p.Y.Label.Text, ""
+			}
 			figs = append(figs, f)
 		}
 		return err
 	}
 	if err := add(idleFigure(g)); err != nil {
 		return nil, err
+	}
+	for _, f := range r.timelineFigures() {
+		_ = add(f, nil)
 	}
 	for _, gr := range echoGroups(g) {
 		if len(gr.keys) < 2 {
@@ -339,15 +350,38 @@ func idleFigure(g *groups) (*figure, error) {
 		pad := (hi - lo) * 0.04
 		p.X.Min, p.X.Max = lo-pad, hi+pad
 	}
-	yAxis(p, series, bytesTick)
-	p.Y.Label.Text = "RSS per connection" + scaleNote(p.Y)
 	subtitle := "RSS growth over the idle server ÷ open connections · lower is better"
+	yLabel := "RSS per connection"
 	if len(series) == 1 {
 		// One server: its name goes in the subtitle, the legend would
-		// only take room from the data.
+		// only take room from the data, unless PSS joins RSS.
 		subtitle = series[0].name + ": " + subtitle
+		rssThumbs := legend[0].thumbs
 		legend = nil
+		var pss plotter.XYs
+		for _, pt := range idlePoints(g.idle[series[0].name]) {
+			if pt.PSSPerConn != 0 {
+				pss = append(pss, plotter.XY{X: float64(pt.Conns), Y: pt.PSSPerConn})
+			}
+		}
+		if len(pss) == len(series[0].xys) {
+			l, pts, err := plotter.NewLinePoints(pss)
+			if err != nil {
+				return nil, err
+			}
+			l.LineStyle, pts.GlyphStyle = pssLine, draw.GlyphStyle{Color: pssLine.Color, Radius: 3.2, Shape: draw.BoxGlyph{}}
+			p.Add(l, pts)
+			series = append(series, lineSeries{"PSS", pss})
+			legend = []legendEntry{
+				{"RSS", rssThumbs},
+				{"PSS", []plot.Thumbnailer{l, pts}},
+			}
+			subtitle = series[0].name + ": growth over the idle server ÷ open connections · lower is better"
+			yLabel = "memory per connection"
+		}
 	}
+	yAxis(p, series, bytesTick)
+	p.Y.Label.Text = yLabel + scaleNote(p.Y)
 	return &figure{
 		file: "idle-memory.svg", p: p, legend: legend,
 		title: "Server memory per idle connection", subtitle: subtitle,
@@ -741,6 +775,8 @@ func bytesTick(v float64) string {
 	switch a := math.Abs(v); {
 	case a == 0:
 		return "0"
+	case a >= 1e9:
+		return short(v/1e9) + " GB"
 	case a >= 1e6:
 		return short(v/1e6) + " MB"
 	case a >= 1e3:
@@ -1019,6 +1055,9 @@ func wrap(sty text.Style, s string, w vg.Length) []string {
 
 // render draws the figure as an SVG document.
 func (f *figure) render() ([]byte, error) {
+	if len(f.panels) > 0 {
+		return f.renderPanels()
+	}
 	cv := vgsvg.New(chartW, chartH)
 	c := draw.New(cv)
 	c.SetColor(color.White)

@@ -65,8 +65,9 @@ func (r *Report) Markdown(charts []Chart) string {
 
 	if len(g.idle) > 0 {
 		r.idleSection(&b, g, peers)
-		chartFor("idle-")
+		chartFor("idle-memory")
 	}
+	r.idleDetails(&b, charts)
 	if len(g.echoKeys) > 0 {
 		echoSection(&b, g, peers)
 		chartFor("echo-")
@@ -173,83 +174,6 @@ func table(b *strings.Builder, g *groups, peers []string, rows []row) {
 		fmt.Fprintln(b)
 	}
 	fmt.Fprintln(b)
-}
-
-func (r *Report) idleSection(b *strings.Builder, g *groups, peers []string) {
-	fmt.Fprintf(b, "## Idle connections\n\nConnections opened and held without traffic (servers keep their default keepalive unless the flags above say otherwise; load-generator agent processes run with GOMAXPROCS=1). User memory is the server's RSS growth divided by open connections.\n\n")
-	// Connection counts every target reached.
-	counts := map[int64]bool{}
-	for _, t := range g.targets {
-		for _, p := range idlePoints(g.idle[t]) {
-			counts[p.Conns] = true
-		}
-	}
-	var rows []row
-	for _, n := range sortedKeys(intKeys(counts)) {
-		point := func(t string) (scenario.IdlePoint, bool) {
-			for _, p := range idlePoints(g.idle[t]) {
-				if p.Conns == int64(n) {
-					return p, true
-				}
-			}
-			return scenario.IdlePoint{}, false
-		}
-		pf := func(f func(scenario.IdlePoint) float64) func(string) (float64, bool) {
-			return func(t string) (float64, bool) {
-				p, ok := point(t)
-				if !ok {
-					return 0, false
-				}
-				v := f(p)
-				return v, v >= 0
-			}
-		}
-		c := num(float64(n))
-		rows = append(rows,
-			row{label: c + " conns: server RSS", value: pf(func(p scenario.IdlePoint) float64 { return float64(p.ServerRSS) }), format: func(v float64) string { return mib(int64(v)) }, ratio: true},
-			row{label: c + " conns: user bytes/conn", value: pf(func(p scenario.IdlePoint) float64 { return p.UserPerConn }), format: bytesF, ratio: true},
-			row{label: c + " conns: Go heap bytes/conn", value: pf(func(p scenario.IdlePoint) float64 {
-				if p.HeapInuse <= 0 {
-					return -1
-				}
-				return p.HeapPerConn
-			}), format: bytesF, ratio: true},
-			row{label: c + " conns: goroutines", value: pf(func(p scenario.IdlePoint) float64 { return float64(p.Goroutines) }), format: func(v float64) string { return num(v) }, ratio: true},
-			row{label: c + " conns: kernel bytes/conn (Slab, both ends)", value: pf(func(p scenario.IdlePoint) float64 { return p.KernelPerConn }), format: bytesF},
-		)
-	}
-	ir := func(f func(*scenario.IdleResult) float64) func(string) (float64, bool) {
-		return func(t string) (float64, bool) { return med(g.idle[t], f) }
-	}
-	rows = append(rows,
-		row{label: "establish rate, conns/s", value: ir(func(i *scenario.IdleResult) float64 { return i.EstablishRate }), format: num, ratio: true, higher: true},
-		row{label: "establish time, s", value: ir(func(i *scenario.IdleResult) float64 { return i.EstablishSeconds }), format: func(v float64) string { return fmt.Sprintf("%.1f", v) }},
-		row{label: "held, s", value: ir(func(i *scenario.IdleResult) float64 { return i.HeldSeconds }), format: func(v float64) string { return fmt.Sprintf("%.0f", v) }},
-		row{label: "open after hold", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.OpenAfterHold) }), format: num},
-		row{label: "sample echoed / sampled", value: ir(func(i *scenario.IdleResult) float64 {
-			if i.Sample == nil {
-				return -1
-			}
-			return float64(i.Sample.OK)
-		}), format: func(v float64) string {
-			if v < 0 {
-				return "–"
-			}
-			return num(v)
-		}},
-		row{label: "sample echo p99", value: ir(func(i *scenario.IdleResult) float64 {
-			if i.Sample == nil {
-				return 0
-			}
-			return float64(i.Sample.Latency.P99)
-		}), format: usF},
-		row{label: "failed + dropped connections", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.Counters.Failed + i.Counters.Dropped) }), format: num},
-		row{label: "close handshakes unanswered in time", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.Counters.CloseTimeouts) }), format: num},
-		row{label: "teardown (orderly close), s", value: ir(func(i *scenario.IdleResult) float64 { return i.TeardownSeconds }), format: func(v float64) string { return fmt.Sprintf("%.1f", v) }},
-		row{label: "server processes", value: ir(func(i *scenario.IdleResult) float64 { return float64(i.ServerProcesses) }), format: num},
-		row{label: "client processes", value: ir(func(i *scenario.IdleResult) float64 { return float64(max(i.Processes, 1)) }), format: num},
-	)
-	table(b, g, peers, rows)
 }
 
 func echoSection(b *strings.Builder, g *groups, peers []string) {

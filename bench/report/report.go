@@ -28,7 +28,7 @@ type Meta struct {
 	ServerCPUs       []int             `json:"server_cpus,omitempty"`
 	LoadCPUs         []int             `json:"load_cpus,omitempty"`
 	Workers          int               `json:"megaws_workers"`
-	MegawsArgs       []string          `json:"megaws_args,omitempty"`
+	MegawsArgs       []string          `json:"megaws_args"` // [] when megaws ran with its defaults
 	Repetitions      int               `json:"repetitions"`
 	Targets          []scenario.Target `json:"targets"`
 	Notes            []string          `json:"notes,omitempty"`
@@ -98,6 +98,7 @@ func Read(dir string) (*Report, error) {
 	if err := json.Unmarshal(b, &r); err != nil {
 		return nil, err
 	}
+	r.upgradeIdle()
 	return &r, nil
 }
 

@@ -19,18 +19,7 @@ func Summary(r Run) string {
 			bytesLabel(e.Config.Size), textLabel(e.Config.Text), e.Config.Conns, e.Config.Inflight, num(e.RoundTripsPerSec), e.MBPerSec,
 			us(e.Latency.P50), us(e.Latency.P99), us(e.Latency.P999), e.ServerCPUPerMsg, e.Counters.Errors())
 	case r.Idle != nil:
-		i := r.Idle
-		last := i.AfterHold
-		if len(i.Points) > 0 && last.Conns == 0 {
-			last = i.Points[len(i.Points)-1]
-		}
-		body = fmt.Sprintf("%s conns: established in %.1fs (%s/s), server RSS %s = %s/conn (heap %s/conn), goroutines %s, kernel %s/conn, held %.0fs",
-			num(float64(last.Conns)), i.EstablishSeconds, num(i.EstablishRate), mib(last.ServerRSS), bytesF(last.UserPerConn), bytesF(last.HeapPerConn),
-			optional(last.Goroutines), bytesF(last.KernelPerConn), i.HeldSeconds)
-		if i.Sample != nil {
-			body += fmt.Sprintf(", sample %d/%d alive", i.Sample.OK, i.Sample.Sampled)
-		}
-		body += fmt.Sprintf(", %d errors", i.Counters.Errors())
+		body = idleSummary(r.Idle)
 	case r.Broadcast != nil:
 		b := r.Broadcast
 		body = fmt.Sprintf("n=%d %s@%.0f/s: %s deliveries/s (%d of %d), latency p50 %s p99 %s p99.9 %s, server %.2f µs CPU/delivery, %d errors",

@@ -3,6 +3,7 @@ package scenario
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/gobwas/ws"
 
 	"github.com/megaws/megaws/bench/loadgen"
+	"github.com/megaws/megaws/client"
 	"github.com/megaws/megaws/client/loop"
 )
 
@@ -28,9 +30,17 @@ type agent interface {
 	Dial(n int)
 	Counters() loop.Counters
 	Errors() map[string]int64
+	// ServerCloses counts the connections the server closed with a close
+	// frame that the load generator answered, by the error message they
+	// ended with (also counted in Counters.Dropped and Errors).
+	ServerCloses() map[string]int64
+	// Refresh brings Counters, Errors and ServerCloses up to date.
+	Refresh()
 	Sample(fraction float64, timeout time.Duration) (SampleResult, error)
 	CloseAll(timeout time.Duration)
 	RSS() int64
+	// PID is the agent's process; 0 for this one.
+	PID() int
 	Stop()
 }
 
@@ -53,6 +63,42 @@ type sampleHandler struct {
 	hist     *hdrhistogram.Histogram
 	sent     int64
 	ok, fail int64
+	closes   closeCount
+}
+
+// closeCount counts connections the server closed with a close frame.
+// client/loop answers such a frame with a close frame carrying the same
+// code before it closes the socket (RFC 6455 §5.5.1), and then reports a
+// *client.CloseError with Remote set; a connection whose answer could not
+// be written ends with the write error instead and is not counted here.
+type closeCount struct {
+	mu sync.Mutex
+	by map[string]int64 // by error message
+}
+
+func (c *closeCount) add(err error) {
+	var ce *client.CloseError
+	if !errors.As(err, &ce) || !ce.Remote || ce.Err != nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.by == nil {
+		c.by = map[string]int64{}
+	}
+	if msg := err.Error(); c.by[msg] > 0 || len(c.by) < 16 {
+		c.by[msg]++
+	} else {
+		c.by["(other close frames)"]++
+	}
+}
+
+func (c *closeCount) addTo(m map[string]int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for k, v := range c.by {
+		m[k] += v
+	}
 }
 
 func (h *sampleHandler) start(fraction float64) {
@@ -94,10 +140,11 @@ func (h *sampleHandler) OnMessage(c *loop.Conn, op ws.OpCode, p []byte) {
 	h.ok++
 }
 
-func (h *sampleHandler) OnClose(c *loop.Conn, _ error) {
+func (h *sampleHandler) OnClose(c *loop.Conn, err error) {
 	if st, _ := c.Context().(*loadgen.State); st != nil && st.Sample {
 		h.fail++
 	}
+	h.closes.add(err)
 }
 
 // Agent is the in-process agent.
@@ -125,8 +172,20 @@ func (a *Agent) Dial(n int)                     { a.cl.Dial(n) }
 func (a *Agent) Counters() loop.Counters        { return a.cl.Counters() }
 func (a *Agent) Errors() map[string]int64       { return a.cl.Errors() }
 func (a *Agent) RSS() int64                     { return 0 } // counted with the harness process
+func (a *Agent) PID() int                       { return 0 }
+func (a *Agent) Refresh()                       {}
 func (a *Agent) Stop()                          { a.cl.Close() }
 func (a *Agent) CloseAll(timeout time.Duration) { closeClient(a.cl, timeout) }
+
+// ServerCloses counts the close frames the server sent first and the
+// agent answered, by the message the connections ended with.
+func (a *Agent) ServerCloses() map[string]int64 {
+	m := map[string]int64{}
+	for _, h := range a.hs {
+		h.closes.addTo(m)
+	}
+	return m
+}
 
 // Sample echoes one message on a fraction of the open connections and waits
 // up to timeout for the answers.
@@ -161,8 +220,8 @@ func (a *Agent) Sample(fraction float64, timeout time.Duration) (SampleResult, e
 
 // agentMsg is one line of the agent protocol, in either direction.
 type agentMsg struct {
-	Op       string           `json:"op,omitempty"`   // to the agent: dial, sample, close, exit
-	Type     string           `json:"type,omitempty"` // from the agent: status, sample, closed
+	Op       string           `json:"op,omitempty"`   // to the agent: dial, sample, close, status, exit
+	Type     string           `json:"type,omitempty"` // from the agent: status (fresh: true in answer to op status), sample, closed
 	N        int              `json:"n,omitempty"`
 	Fraction float64          `json:"fraction,omitempty"`
 	Timeout  time.Duration    `json:"timeout,omitempty"`
@@ -170,6 +229,9 @@ type agentMsg struct {
 	Errors   map[string]int64 `json:"errors,omitempty"`
 	RSS      int64            `json:"rss,omitempty"`
 	Sample   *SampleResult    `json:"sample,omitempty"`
+	// ServerCloses are Agent.ServerCloses.
+	ServerCloses map[string]int64 `json:"server_closes,omitempty"`
+	Fresh        bool             `json:"fresh,omitempty"`
 }
 
 // ServeAgent runs an agent process: commands come as JSON lines on in,
@@ -188,9 +250,9 @@ func ServeAgent(in io.Reader, out io.Writer, addr string, lo Load) error {
 		defer mu.Unlock()
 		_ = enc.Encode(m)
 	}
-	status := func() {
+	status := func(fresh bool) {
 		c := a.Counters()
-		send(agentMsg{Type: "status", Counters: &c, Errors: a.Errors(), RSS: SelfRSS()})
+		send(agentMsg{Type: "status", Counters: &c, Errors: a.Errors(), ServerCloses: a.ServerCloses(), RSS: SelfRSS(), Fresh: fresh})
 	}
 	stop := make(chan struct{})
 	defer close(stop)
@@ -202,7 +264,7 @@ func ServeAgent(in io.Reader, out io.Writer, addr string, lo Load) error {
 			case <-stop:
 				return
 			case <-t.C:
-				status()
+				status(false)
 			}
 		}
 	}()
@@ -220,10 +282,12 @@ func ServeAgent(in io.Reader, out io.Writer, addr string, lo Load) error {
 			send(agentMsg{Type: "sample", Sample: &r})
 		case "close":
 			a.CloseAll(m.Timeout)
-			status()
+			status(false)
 			send(agentMsg{Type: "closed"})
+		case "status":
+			status(true)
 		case "exit":
-			status()
+			status(false)
 			return nil
 		default:
 			return fmt.Errorf("agent: unknown op %q", m.Op)
@@ -240,6 +304,7 @@ type remoteAgent struct {
 	last    agentMsg
 	samples chan SampleResult
 	closed  chan struct{}
+	fresh   chan struct{}
 	exited  chan struct{}
 	stderr  *tailBuffer
 }
@@ -263,7 +328,7 @@ func startRemoteAgent(self []string, addr string, offset int, lo Load, cpus []in
 	}
 	cmd.Env = append(os.Environ(), "GOMAXPROCS=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	r := &remoteAgent{cmd: cmd, samples: make(chan SampleResult, 1), closed: make(chan struct{}, 1), exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
+	r := &remoteAgent{cmd: cmd, samples: make(chan SampleResult, 1), closed: make(chan struct{}, 1), fresh: make(chan struct{}, 1), exited: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
 	cmd.Stderr = r.stderr
 	var err error
 	if r.stdin, err = cmd.StdinPipe(); err != nil {
@@ -289,6 +354,12 @@ func startRemoteAgent(self []string, addr string, offset int, lo Load, cpus []in
 				r.mu.Lock()
 				r.last = m
 				r.mu.Unlock()
+				if m.Fresh {
+					select {
+					case r.fresh <- struct{}{}:
+					default:
+					}
+				}
 			case "sample":
 				if m.Sample != nil {
 					r.samples <- *m.Sample
@@ -333,6 +404,32 @@ func (r *remoteAgent) Errors() map[string]int64 {
 	}
 	return m
 }
+
+func (r *remoteAgent) ServerCloses() map[string]int64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := map[string]int64{}
+	for k, v := range r.last.ServerCloses {
+		m[k] = v
+	}
+	return m
+}
+
+// Refresh asks the agent for its status and waits up to 5 s for it.
+func (r *remoteAgent) Refresh() {
+	select {
+	case <-r.fresh: // a stale answer
+	default:
+	}
+	r.command(agentMsg{Op: "status"})
+	select {
+	case <-r.fresh:
+	case <-r.exited:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+func (r *remoteAgent) PID() int { return r.cmd.Process.Pid }
 
 func (r *remoteAgent) RSS() int64 {
 	r.mu.Lock()

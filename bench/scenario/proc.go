@@ -18,36 +18,51 @@ const clockTick = 10 * time.Millisecond
 
 // ProcCPU returns the user+system CPU time pid has used, from /proc/PID/stat.
 func ProcCPU(pid int) (time.Duration, error) {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	f, err := statFields(pid)
 	if err != nil {
 		return 0, err
 	}
-	// The command name may hold spaces; fields are counted after its ')'.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: malformed", pid)
-	}
-	f := strings.Fields(string(b[i+1:]))
 	// f[0] is field 3 (state); utime and stime are fields 14 and 15.
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: short", pid)
-	}
 	ut, _ := strconv.ParseInt(f[11], 10, 64)
 	st, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(ut+st) * clockTick, nil
 }
 
-func procPPID(pid int) int {
+// ProcChildrenCPU returns the user+system CPU time of pid's children that
+// have exited and been waited for (cutime+cstime, fields 16 and 17 of
+// /proc/PID/stat): where the CPU time of a worker process goes when it
+// exits, so that a sum over a process tree does not drop it.
+func ProcChildrenCPU(pid int) (time.Duration, error) {
+	f, err := statFields(pid)
+	if err != nil {
+		return 0, err
+	}
+	ut, _ := strconv.ParseInt(f[13], 10, 64)
+	st, _ := strconv.ParseInt(f[14], 10, 64)
+	return time.Duration(ut+st) * clockTick, nil
+}
+
+// statFields returns the fields of /proc/PID/stat from field 3 (state) on.
+func statFields(pid int) ([]string, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return -1
+		return nil, err
 	}
+	// The command name may hold spaces; fields are counted after its ')'.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return -1
+		return nil, fmt.Errorf("/proc/%d/stat: malformed", pid)
 	}
 	f := strings.Fields(string(b[i+1:]))
-	if len(f) < 2 {
+	if len(f) < 15 {
+		return nil, fmt.Errorf("/proc/%d/stat: short", pid)
+	}
+	return f, nil
+}
+
+func procPPID(pid int) int {
+	f, err := statFields(pid)
+	if err != nil {
 		return -1
 	}
 	p, _ := strconv.Atoi(f[1])
@@ -63,7 +78,8 @@ func Tree(pid int) []int {
 		if err != nil {
 			continue
 		}
-		children[procPPID(p)] = append(children[procPPID(p)], p)
+		pp := procPPID(p)
+		children[pp] = append(children[pp], p)
 	}
 	out := []int{pid}
 	for i := 0; i < len(out); i++ {
@@ -96,6 +112,61 @@ func statusField(pid int, name string) (int64, error) {
 
 // ProcRSS returns the resident set size of pid (VmRSS) in bytes.
 func ProcRSS(pid int) (int64, error) { return statusField(pid, "VmRSS") }
+
+// ProcMem is a process's memory from /proc/PID/smaps_rollup, in bytes.
+// RSS counts every resident page the process maps, so the pages of the
+// executable that N worker processes share are counted N times; PSS
+// divides each shared page among the processes that map it, so PSS sums
+// over processes to the memory they use together. PssAnon is the
+// anonymous part (heap, stacks, runtime structures): what connections
+// cost; PssFile is the share of the mapped files (the binary).
+type ProcMem struct {
+	RSS     int64 `json:"rss"`
+	PSS     int64 `json:"pss"`
+	PssAnon int64 `json:"pss_anon"`
+	PssFile int64 `json:"pss_file"`
+}
+
+// Add adds o to m field by field.
+func (m *ProcMem) Add(o ProcMem) {
+	m.RSS += o.RSS
+	m.PSS += o.PSS
+	m.PssAnon += o.PssAnon
+	m.PssFile += o.PssFile
+}
+
+// ReadProcMem reads /proc/PID/smaps_rollup.
+func ReadProcMem(pid int) (ProcMem, error) {
+	var m ProcMem
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return m, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		name, v, ok := strings.Cut(line, ":")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "Rss":
+			dst = &m.RSS
+		case "Pss":
+			dst = &m.PSS
+		case "Pss_Anon":
+			dst = &m.PssAnon
+		case "Pss_File":
+			dst = &m.PssFile
+		default:
+			continue
+		}
+		if fs := strings.Fields(v); len(fs) > 0 {
+			n, _ := strconv.ParseInt(fs[0], 10, 64)
+			*dst = n << 10
+		}
+	}
+	return m, nil
+}
 
 // ProcFDs returns the number of open file descriptors of pid.
 func ProcFDs(pid int) int {

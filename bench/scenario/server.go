@@ -2,6 +2,7 @@ package scenario
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -101,6 +102,15 @@ type Env struct {
 	Workers int
 	// MegawsArgs are extra flags for megaws serve.
 	MegawsArgs []string
+	// LogLevel is megaws serve's --log-level; default "warn". A graceful
+	// stop's outcome is logged at "info".
+	LogLevel string
+	// MemProfileRate, when above 0, sets the megaws processes'
+	// runtime.MemProfileRate (GODEBUG=memprofilerate=N): one heap profile
+	// sample per that many bytes allocated, instead of Go's 512 KiB, so
+	// that a heap profile resolves the few hundred bytes of each of a few
+	// thousand connections.
+	MemProfileRate int
 	// Log receives progress lines.
 	Log io.Writer
 }
@@ -148,9 +158,11 @@ type Server struct {
 	Mode   string
 	Cmd    []string // the command line
 
-	cmd    *exec.Cmd
-	done   chan struct{}
-	stderr *tailBuffer
+	cmd     *exec.Cmd
+	done    chan struct{}
+	exited  time.Time // when done was closed
+	stderr  *tailBuffer
+	stopped *lineCollector
 }
 
 // freePorts returns n consecutive TCP ports on 127.0.0.1 that are free now,
@@ -192,7 +204,7 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 		return nil, err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	s := &Server{Target: t, Addr: addr, Mode: mode, done: make(chan struct{}), stderr: &tailBuffer{max: 64 << 10}}
+	s := &Server{Target: t, Addr: addr, Mode: mode, done: make(chan struct{}), stderr: &tailBuffer{max: 64 << 10}, stopped: &lineCollector{match: " msg=stopped "}}
 	for i := range workers {
 		s.Admin = append(s.Admin, "127.0.0.1:"+strconv.Itoa(port+1+i))
 	}
@@ -202,7 +214,11 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 		if loops <= 0 {
 			loops = e.GOMAXPROCS
 		}
-		args := []string{"serve", "--addr", addr, "--admin", s.Admin[0], "--mode", mode, "--log-level", "warn"}
+		level := e.LogLevel
+		if level == "" {
+			level = "warn"
+		}
+		args := []string{"serve", "--addr", addr, "--admin", s.Admin[0], "--mode", mode, "--log-level", level}
 		if loops > 0 {
 			args = append(args, "--loops", strconv.Itoa(loops))
 		}
@@ -214,6 +230,9 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 		cmd.Env = os.Environ()
 		if e.GOMAXPROCS > 0 {
 			cmd.Env = append(cmd.Env, "GOMAXPROCS="+strconv.Itoa(e.GOMAXPROCS))
+		}
+		if e.MemProfileRate > 0 {
+			cmd.Env = withGODEBUG(cmd.Env, "memprofilerate="+strconv.Itoa(e.MemProfileRate))
 		}
 	} else {
 		p, _ := peers.Lookup(t.Name)
@@ -228,7 +247,7 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 		cmd.Path = ts
 	}
 	s.Cmd = cmd.Args
-	cmd.Stderr = s.stderr
+	cmd.Stderr = io.MultiWriter(s.stderr, s.stopped)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
@@ -249,6 +268,7 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 			}
 		}
 		_ = cmd.Wait()
+		s.exited = time.Now()
 		close(s.done)
 	}()
 	timer := time.NewTimer(30 * time.Second)
@@ -282,6 +302,21 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 		}
 	}
 	return s, nil
+}
+
+// withGODEBUG returns env with setting added to its GODEBUG variable.
+func withGODEBUG(env []string, setting string) []string {
+	for i, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "GODEBUG="); ok {
+			out := append([]string(nil), env...)
+			if v != "" {
+				setting = v + "," + setting
+			}
+			out[i] = "GODEBUG=" + setting
+			return out
+		}
+	}
+	return append(env, "GODEBUG="+setting)
 }
 
 func cpuList(cpus []int) string {
@@ -335,11 +370,19 @@ type Vars struct {
 	HeapInuse   int64 `json:"heap_inuse"`
 	Sys         int64 `json:"sys"`
 	Mallocs     int64 `json:"mallocs"` // cumulative heap allocations (runtime.MemStats.Mallocs)
+	// Megaws's keepalive and close counters (server.Stats), cumulative.
+	PingsSent      int64 `json:"pings_sent"`
+	PongsIn        int64 `json:"pongs_in"`
+	ClosesAnswered int64 `json:"closes_answered"`
+	CloseTimeouts  int64 `json:"close_timeouts"`
+	// Processes is how many processes answered.
+	Processes int `json:"processes"`
 }
 
-// Vars fetches and sums /debug/vars of every server process.
+// Vars fetches /debug/vars of every server process, all at once, and sums
+// them.
 func (s *Server) Vars() Vars {
-	v := Vars{Connections: -1, Goroutines: -1, HeapInuse: -1, Sys: -1, Mallocs: -1}
+	v := Vars{Connections: -1, Goroutines: -1, HeapInuse: -1, Sys: -1, Mallocs: -1, PingsSent: -1, PongsIn: -1, ClosesAnswered: -1, CloseTimeouts: -1}
 	add := func(dst *int64, x *int64) {
 		if x == nil {
 			return
@@ -349,11 +392,11 @@ func (s *Server) Vars() Vars {
 		}
 		*dst += *x
 	}
-	for _, a := range s.Admin {
-		r, err := fetchVars(a)
-		if err != nil {
+	for _, r := range s.eachVars() {
+		if r == nil {
 			continue
 		}
+		v.Processes++
 		add(&v.Connections, r.Connections)
 		add(&v.Goroutines, r.Goroutines)
 		if r.Memstats != nil {
@@ -361,8 +404,35 @@ func (s *Server) Vars() Vars {
 			add(&v.Sys, r.Memstats.Sys)
 			add(&v.Mallocs, r.Memstats.Mallocs)
 		}
+		if m := r.Megaws; m != nil {
+			add(&v.PingsSent, m.PingsSent)
+			add(&v.PongsIn, m.PongsIn)
+			add(&v.ClosesAnswered, m.ClosesAnswered)
+			add(&v.CloseTimeouts, m.CloseTimeouts)
+		}
 	}
 	return v
+}
+
+// eachVars fetches /debug/vars of every admin address, 16 at a time, so
+// that the figures of dozens of worker processes are read at nearly the
+// same moment; an entry is nil where the fetch failed.
+func (s *Server) eachVars() []*rawVars {
+	out := make([]*rawVars, len(s.Admin))
+	sem := make(chan struct{}, 16)
+	var wg sync.WaitGroup
+	for i, a := range s.Admin {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; wg.Done() }()
+			if r, err := fetchVars(a); err == nil {
+				out[i] = r
+			}
+		}()
+	}
+	wg.Wait()
+	return out
 }
 
 type rawVars struct {
@@ -373,6 +443,13 @@ type rawVars struct {
 		Sys       *int64 `json:"Sys"`
 		Mallocs   *int64 `json:"Mallocs"`
 	} `json:"memstats"`
+	// Megaws is megaws's server.Stats.
+	Megaws *struct {
+		PingsSent      *int64 `json:"PingsSent"`
+		PongsIn        *int64 `json:"PongsIn"`
+		ClosesAnswered *int64 `json:"ClosesAnswered"`
+		CloseTimeouts  *int64 `json:"CloseTimeouts"`
+	} `json:"megaws"`
 }
 
 var varsClient = &http.Client{Timeout: 5 * time.Second}
@@ -468,4 +545,140 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return string(t.b)
+}
+
+// ServingPIDs returns the processes that hold connections: the workers
+// when the main process is a --workers parent (parent is then its PID),
+// otherwise the main process alone (parent 0).
+func (s *Server) ServingPIDs() (parent int, serving []int) {
+	pids := s.PIDs()
+	if len(pids) > 1 {
+		return pids[0], pids[1:]
+	}
+	return 0, pids
+}
+
+// TreeCPU returns the CPU time of the server's process tree, workers that
+// have exited and been waited for included, so that it does not fall back
+// while a graceful stop ends the workers one by one.
+func (s *Server) TreeCPU() time.Duration {
+	d := s.CPU()
+	c, _ := ProcChildrenCPU(s.PID())
+	return d + c
+}
+
+// ExitCPU returns, once the server has exited, the CPU time of its whole
+// process tree (the main process's rusage, which includes the workers it
+// waited for).
+func (s *Server) ExitCPU() (time.Duration, bool) {
+	if !s.Exited() || s.cmd.ProcessState == nil {
+		return 0, false
+	}
+	ps := s.cmd.ProcessState
+	return ps.UserTime() + ps.SystemTime(), true
+}
+
+// Mem returns the memory of the server's processes (ReadProcMem), summed,
+// and of each of them, main process first.
+func (s *Server) Mem() (total ProcMem, each []ProcMem) {
+	for _, p := range s.PIDs() {
+		m, err := ReadProcMem(p)
+		if err != nil {
+			continue
+		}
+		total.Add(m)
+		each = append(each, m)
+	}
+	return total, each
+}
+
+// Terminate sends SIGTERM to the server's main process, as a supervisor
+// stopping it would (a --workers parent forwards it to every worker), and
+// returns when it was sent. Done is closed when the process has exited,
+// ExitTime tells when.
+func (s *Server) Terminate() (time.Time, error) {
+	t := time.Now()
+	return t, s.cmd.Process.Signal(syscall.SIGTERM)
+}
+
+// Done is closed when the server's main process has exited, which a
+// --workers parent does after its last worker.
+func (s *Server) Done() <-chan struct{} { return s.done }
+
+// ExitCode returns the server's exit status once it has exited: -1 before,
+// or when a signal ended it.
+func (s *Server) ExitCode() int {
+	if !s.Exited() || s.cmd.ProcessState == nil {
+		return -1
+	}
+	return s.cmd.ProcessState.ExitCode()
+}
+
+// ExitTime returns when the server's main process was seen to exit; zero
+// before.
+func (s *Server) ExitTime() time.Time {
+	if !s.Exited() {
+		return time.Time{}
+	}
+	return s.exited
+}
+
+// StoppedLines returns the lines megaws serve logged on stderr after a
+// graceful stop ("msg=stopped ..."), one per process that held
+// connections, in the order they came. The server must run with
+// Env.LogLevel "info" or "debug" for them to be logged.
+func (s *Server) StoppedLines() []string { return s.stopped.Lines() }
+
+// HeapProfile fetches the heap profile of the process behind admin
+// address i in the legacy text format (debug=1), after a garbage
+// collection, so that it holds only live objects.
+func (s *Server) HeapProfile(i int) ([]byte, error) {
+	resp, err := profileClient.Get("http://" + s.Admin[i] + "/debug/pprof/heap?debug=1&gc=1")
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: heap profile: %s", s.Admin[i], resp.Status)
+	}
+	return io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+}
+
+var profileClient = &http.Client{Timeout: 30 * time.Second}
+
+// lineCollector keeps the lines written to it that contain match.
+type lineCollector struct {
+	match   string
+	mu      sync.Mutex
+	partial []byte
+	lines   []string
+}
+
+func (l *lineCollector) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.partial = append(l.partial, p...)
+	rest := l.partial
+	for {
+		i := bytes.IndexByte(rest, '\n')
+		if i < 0 {
+			break
+		}
+		if line := string(rest[:i]); strings.Contains(line, l.match) {
+			l.lines = append(l.lines, line)
+		}
+		rest = rest[i+1:]
+	}
+	if len(rest) > 64<<10 {
+		rest = nil // not a log line of ours
+	}
+	l.partial = append(l.partial[:0], rest...)
+	return len(p), nil
+}
+
+// Lines returns the matching lines seen so far.
+func (l *lineCollector) Lines() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
 }

@@ -3,7 +3,7 @@
 //
 //	megaws-bench echo --server megaws --conns 1000 --size 1024 --duration 10s
 //	megaws-bench idle --server gorilla --conns 18000 --checkpoints 1000,5000
-//	megaws-bench idle --conns 1000000 --workers 56 --hold 60s --sample 0.01 --out reports/c1m
+//	megaws-bench idle --conns 1000000 --workers 59 --hold 5m --teardown sigterm --heap-profile --out reports/c1m
 //	megaws-bench compare --servers all --out reports/compare
 //	megaws-bench slowreaders --fast 100 --slow 2000 --size 1k --rate 500 --max-rss 4GiB
 //	megaws-bench quick --servers megaws,gorilla   # every scenario, tiny (CI)
@@ -27,7 +27,8 @@ import (
 const usage = `megaws-bench — WebSocket benchmark harness.
 
 Usage:
-  megaws-bench idle      hold N idle connections; server memory per connection
+  megaws-bench idle      hold N idle connections: server memory per connection, CPU and
+                         keepalive over the hold, graceful stop (--teardown sigterm)
   megaws-bench echo      round trips/s, latency, server CPU per message
   megaws-bench broadcast one publisher, N subscribers: deliveries/s, latency
   megaws-bench connect   a burst of handshakes, then orderly close

@@ -54,6 +54,7 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	var bc scenario.BroadcastConfig
 	reps := fs.Int("reps", 1, "repetitions per server")
 	var sizes, conns, checkpoints string
+	memProfileRate := 0
 	conn := 0
 	fs.Var(countFlag{&conn}, "conns", "connections (idle: total; accepts 18k, 1m)")
 	switch name {
@@ -64,6 +65,14 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 		fs.Float64Var(&pl.idle.Sample, "sample", 0.01, "fraction of connections that echo a verified message after the hold")
 		fs.IntVar(&pl.idle.Processes, "processes", 0, "load-generator processes (0: one per 18,000 connections, in-process below)")
 		fs.DurationVar(&pl.idle.RampTimeout, "ramp-timeout", 10*time.Minute, "give up if the ramp takes longer")
+		fs.StringVar(&pl.idle.Teardown, "teardown", scenario.TeardownClose, "how the run ends: close (every client closes, 1000) or sigterm (SIGTERM to the server, which sends 1001; the clients answer)")
+		fs.DurationVar(&pl.idle.StopWait, "stop-wait", 2*time.Minute, "sigterm: how long to wait for the server to exit")
+		fs.DurationVar(&pl.idle.CloseWithin, "close-within", 30*time.Second, "count the close handshakes completed within this long of the teardown's start")
+		fs.Float64Var(&pl.idle.MinCloseHandshakes, "min-close-handshakes", 0, "fail if fewer than this fraction of the connections completed their close handshake within --close-within (e.g. 0.99)")
+		fs.Float64Var(&pl.idle.MinPingRounds, "min-ping-rounds", 0, "fail if the server sent fewer keepalive pings per connection over the hold")
+		fs.DurationVar(&pl.idle.SampleEvery, "sample-every", 2*time.Second, "interval of the CPU and memory samples drawn over time")
+		fs.BoolVar(&pl.idle.HeapProfile, "heap-profile", false, "fetch the server processes' heap profiles before the first connection and after the hold: where the bytes of a connection go")
+		fs.IntVar(&memProfileRate, "mem-profile-rate", 0, "megaws's runtime.MemProfileRate in bytes (GODEBUG=memprofilerate); default 4096 with --heap-profile, Go's 512 KiB otherwise")
 	case "echo":
 		fs.StringVar(&sizes, "size", "1024", "payload sizes in bytes, comma-separated (64,1k,16k)")
 		fs.StringVar(&conns, "conns-list", "", "several connection counts, comma-separated (overrides --conns)")
@@ -117,6 +126,9 @@ func runScenario(ctx context.Context, name string, args []string, stdout, stderr
 	s, err := c.setup(ctx, stderr)
 	if err != nil {
 		return err
+	}
+	if name == "idle" {
+		idleEnv(s.env, &pl.idle, memProfileRate)
 	}
 	rep := &report.Report{Meta: meta(s, &c, "megaws-bench "+name, *reps)}
 	start := time.Now()
@@ -200,6 +212,19 @@ func runTarget(ctx context.Context, s *setup, t scenario.Target, name string, re
 	return runs
 }
 
+// idleEnv sets what an idle run needs of the server: its "stopped" log
+// lines (info level) for a SIGTERM teardown, a finer heap profile for the
+// breakdown by allocation site.
+func idleEnv(env *scenario.Env, cfg *scenario.IdleConfig, memProfileRate int) {
+	if cfg.Teardown == scenario.TeardownSIGTERM && env.LogLevel == "" {
+		env.LogLevel = "info"
+	}
+	if memProfileRate == 0 && cfg.HeapProfile {
+		memProfileRate = 4096
+	}
+	env.MemProfileRate = memProfileRate
+}
+
 func meta(s *setup, c *common, title string, reps int) report.Meta {
 	if c.title != "" {
 		title = c.title
@@ -209,7 +234,7 @@ func meta(s *setup, c *common, title string, reps int) report.Meta {
 	m.LoadGOMAXPROCS = runtime.GOMAXPROCS(0)
 	m.ServerCPUs, m.LoadCPUs = s.env.ServerCPUs, s.loadCPU
 	m.Workers = s.env.Workers
-	m.MegawsArgs = s.env.MegawsArgs
+	m.MegawsArgs = append([]string{}, s.env.MegawsArgs...) // [] rather than absent: the defaults
 	m.Repetitions = reps
 	m.Targets = s.targets
 	return m
