@@ -4,9 +4,15 @@
 // playwright-core, which never downloads a browser of its own.
 //
 // Usage:
-//   node chromium-client.mjs URL [--insecure] [--timeout SECONDS] [--chromium PATH]
+//   node chromium-client.mjs URL [--suite echo|compress] [--insecure] [--timeout SECONDS]
+//                                [--chromium PATH]
 //
 //   URL            ws:// or wss:// URL of an echo server
+//   --suite S      echo (default): the cases below; compress: with the browser's own
+//                  permessage-deflate offer, game-state JSON (~400 B), 64 KiB and 1 MiB
+//                  JSON and a mixed sequence echoed, one connection per case in order,
+//                  the payload bytes of each case in "compression" (a proxy in front of
+//                  the server can count the bytes on the wire per connection)
 //   --insecure     accept any TLS certificate (self-signed wss:// in tests):
 //                  Chromium runs with --ignore-certificate-errors
 //   --timeout S    hard limit for the whole run, browser start included (default 60)
@@ -28,12 +34,12 @@ const playwrightVersion = require('playwright-core/package.json').version;
 
 function usage(msg) {
   if (msg) process.stderr.write(`chromium-client: ${msg}\n`);
-  process.stderr.write('usage: node chromium-client.mjs URL [--insecure] [--timeout S] [--chromium PATH]\n');
+  process.stderr.write('usage: node chromium-client.mjs URL [--suite echo|compress] [--insecure] [--timeout S] [--chromium PATH]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { url: '', insecure: false, timeout: 60, chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
+  const opts = { url: '', suite: 'echo', insecure: false, timeout: 60, chromium: process.env.CHROMIUM_PATH || '/usr/bin/chromium' };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -41,6 +47,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     switch (a) {
+      case '--suite': opts.suite = value(); break;
       case '--insecure': opts.insecure = true; break;
       case '--timeout': opts.timeout = Number(value()); break;
       case '--chromium': opts.chromium = value(); break;
@@ -53,6 +60,7 @@ function parseArgs(argv) {
   }
   if (!/^wss?:\/\//.test(opts.url)) usage('URL must start with ws:// or wss://');
   if (!(opts.timeout > 0)) usage('--timeout must be a positive number');
+  if (!['echo', 'compress'].includes(opts.suite)) usage(`unknown --suite ${opts.suite}`);
   return opts;
 }
 
@@ -63,7 +71,10 @@ const report = {
   playwrightCore: playwrightVersion,
   browserVersion: null,
   url: opts.url,
+  suite: opts.suite,
   extensions: null,
+  // --suite compress: the payload bytes each case sent and received, in case order.
+  compression: null,
   cases: [],
   passed: 0,
   failed: 0,
@@ -84,8 +95,8 @@ function finish(error) {
 
 // The suite that runs inside the page. It must be self-contained: playwright
 // serialises the function source into the browser.
-async function pageSuite({ url, caseTimeoutMs }) {
-  const results = { extensions: null, cases: [] };
+async function pageSuite({ url, caseTimeoutMs, suite }) {
+  const results = { extensions: null, cases: [], compression: null };
 
   function open() {
     return new Promise((resolve, reject) => {
@@ -177,7 +188,57 @@ async function pageSuite({ url, caseTimeoutMs }) {
     }],
   ];
 
-  for (const [name, fn] of cases) {
+  // The compression suite: messages as a game sends them, and large JSON.
+  const gameState = (tick) => {
+    const players = [];
+    for (let i = 0; i < 7; i++) {
+      players.push({ id: i, x: 100 + i * 7 + (tick % 5), y: 200 + i * 3 - (tick % 3), hp: 100 - ((tick + i) % 9), name: `player-${i}` });
+    }
+    return JSON.stringify({ t: 'state', tick, players });
+  };
+  const bigJSON = (n, seed) => {
+    let s = '[';
+    for (let t = seed; s.length < n - 500; t++) s += (s.length > 1 ? ',' : '') + gameState(t);
+    return (s + ']').padEnd(n, ' ');
+  };
+  const byteLen = (m) => (typeof m === 'string' ? new TextEncoder().encode(m).length : m.length);
+  // echoAll sends each message, one at a time, checks its echo and records the
+  // payload bytes of the case.
+  const echoAll = async (c, name, msgs) => {
+    let bytes = 0;
+    for (let i = 0; i < msgs.length; i++) {
+      const m = msgs[i];
+      c.ws.send(m);
+      const got = await c.next(`echo of message ${i}`);
+      if (typeof m === 'string') {
+        if (got !== m) throw new Error(`message ${i}: echo differs (${isText(got) ? got.length + ' chars' : 'binary'}, want ${m.length} chars)`);
+      } else {
+        sameBytes(got, m);
+      }
+      bytes += byteLen(m);
+    }
+    results.compression.cases.push({ name, payloadOut: bytes, payloadIn: bytes });
+    return `${msgs.length} messages, ${bytes} B each way`;
+  };
+  const compressCases = [
+    ['200 game-state messages (~400 B JSON) echoed', (c) => echoAll(c, 'game state', Array.from({ length: 200 }, (_, i) => gameState(i)))],
+    ['4 x 64 KiB JSON echoed', (c) => echoAll(c, '64 KiB JSON', [1, 2, 3, 4].map((k) => bigJSON(64 << 10, k * 1000)))],
+    ['2 x 1 MiB JSON echoed', (c) => echoAll(c, '1 MiB JSON', [1, 2].map((k) => bigJSON(1 << 20, k * 100000)))],
+    ['mixed: game state, 100 B text, 64 KiB JSON, random binary, 1 MiB JSON', (c) => {
+      const msgs = [];
+      for (let i = 0; i < 40; i++) {
+        msgs.push(gameState(1000 + i));
+        if (i % 5 === 0) msgs.push(`chat ${i}: ${'see you at the north gate '.repeat(3)}`.slice(0, 100));
+        if (i % 10 === 3) msgs.push(randomBytes(4096));
+        if (i % 10 === 7) msgs.push(bigJSON(64 << 10, 5000 + i));
+        if (i === 20) msgs.push(bigJSON(1 << 20, 7000));
+      }
+      return echoAll(c, 'mixed', msgs);
+    }],
+  ];
+  if (suite === 'compress') results.compression = { cases: [] };
+
+  for (const [name, fn] of suite === 'compress' ? compressCases : cases) {
     const started = performance.now();
     const entry = { name, pass: false, detail: '', ms: 0 };
     let c = null;
@@ -266,8 +327,9 @@ async function main() {
     pageServer = await serveBlankPage();
     await page.goto(pageServer.url);
     const caseTimeoutMs = Math.max(3000, Math.min(15000, (opts.timeout * 1000) / 7));
-    const results = await page.evaluate(pageSuite, { url: opts.url, caseTimeoutMs });
+    const results = await page.evaluate(pageSuite, { url: opts.url, caseTimeoutMs, suite: opts.suite });
     report.extensions = results.extensions;
+    report.compression = results.compression;
     if (report.cases.length !== results.cases.length) report.cases = results.cases;
     finish();
   } finally {

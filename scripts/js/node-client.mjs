@@ -3,10 +3,20 @@
 // npm `ws` client (the WebSocket implementation most Node services use).
 //
 // Usage:
-//   node node-client.mjs URL [--deflate] [--require-deflate] [--ca FILE]
-//                            [--timeout SECONDS] [--case-timeout SECONDS]
+//   node node-client.mjs URL [--suite echo|compress|broadcast] [--deflate] [--require-deflate]
+//                            [--ca FILE] [--timeout SECONDS] [--case-timeout SECONDS]
 //
 //   URL                ws://host:port/path or wss://host:port/path of an echo server
+//                      (of a broadcast server for --suite broadcast)
+//   --suite S          echo (default): the echo cases below;
+//                      compress: permessage-deflate with ws's default offer
+//                      ("permessage-deflate; client_max_window_bits"), threshold 0 so that
+//                      ws compresses every message: game-state JSON (~400 B), 64 KiB and
+//                      1 MiB JSON and a mixed sequence echoed, with the payload and socket
+//                      bytes of each case in "compression" (implies --require-deflate);
+//                      broadcast: two clients with that offer and one without compression
+//                      on a broadcast server; every message reaches all three, and the
+//                      socket bytes of each are in "compression"
 //   --deflate          offer permessage-deflate (RFC 7692); report whether the server
 //                      accepted it and run the echo cases over the negotiated extension
 //   --require-deflate  fail (case "deflate negotiated") if the server did not accept it
@@ -15,8 +25,8 @@
 //   --case-timeout S   limit for one case (default 15)
 //
 // Prints exactly one JSON object on stdout:
-//   {"client":"node-ws", "url":..., "deflate":{...}, "cases":[{"name","pass","detail","ms"}],
-//    "passed":N, "failed":N, "ok":bool}
+//   {"client":"node-ws", "url":..., "deflate":{...}, "compression":{...},
+//    "cases":[{"name","pass","detail","ms"}], "passed":N, "failed":N, "ok":bool}
 // and exits 0 only if every case passed. Every case uses its own connection, so one
 // broken case cannot poison the others.
 
@@ -30,12 +40,12 @@ const wsVersion = require('ws/package.json').version;
 
 function usage(msg) {
   if (msg) process.stderr.write(`node-client: ${msg}\n`);
-  process.stderr.write('usage: node node-client.mjs URL [--deflate] [--require-deflate] [--ca FILE] [--timeout S] [--case-timeout S]\n');
+  process.stderr.write('usage: node node-client.mjs URL [--suite echo|compress|broadcast] [--deflate] [--require-deflate] [--ca FILE] [--timeout S] [--case-timeout S]\n');
   process.exit(2);
 }
 
 function parseArgs(argv) {
-  const opts = { url: '', deflate: false, requireDeflate: false, ca: null, timeout: 60, caseTimeout: 15 };
+  const opts = { url: '', suite: 'echo', deflate: false, requireDeflate: false, ca: null, timeout: 60, caseTimeout: 15 };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const value = () => {
@@ -43,6 +53,7 @@ function parseArgs(argv) {
       return argv[++i];
     };
     switch (a) {
+      case '--suite': opts.suite = value(); break;
       case '--deflate': opts.deflate = true; break;
       case '--require-deflate': opts.deflate = true; opts.requireDeflate = true; break;
       case '--ca': opts.ca = value(); break;
@@ -57,6 +68,8 @@ function parseArgs(argv) {
   }
   if (!/^wss?:\/\//.test(opts.url)) usage('URL must start with ws:// or wss://');
   if (!(opts.timeout > 0) || !(opts.caseTimeout > 0)) usage('timeouts must be positive numbers');
+  if (!['echo', 'compress', 'broadcast'].includes(opts.suite)) usage(`unknown --suite ${opts.suite}`);
+  if (opts.suite !== 'echo') opts.deflate = opts.requireDeflate = true;
   return opts;
 }
 
@@ -68,7 +81,11 @@ const report = {
   wsVersion,
   node: process.version,
   url: opts.url,
+  suite: opts.suite,
   deflate: { requested: opts.deflate, required: opts.requireDeflate, negotiated: null, extensions: null },
+  // --suite compress|broadcast: what was offered and answered, and per case (or per
+  // client) the payload bytes sent and received and the socket bytes written and read.
+  compression: null,
   cases: [],
   passed: 0,
   failed: 0,
@@ -95,13 +112,14 @@ const hardStop = setTimeout(() => {
 hardStop.unref();
 
 // connect opens a client and buffers everything it receives, so a case can await
-// messages in order without racing the event emitter.
-function connect() {
+// messages in order without racing the event emitter. deflate defaults to --deflate.
+function connect(deflate = opts.deflate) {
   return new Promise((resolve, reject) => {
     const clientOpts = {
       // ws offers permessage-deflate by default; state it either way. threshold 0 makes
       // even "hello" go through the compressor, so the server's inflater sees every case.
-      perMessageDeflate: opts.deflate ? { threshold: 0 } : false,
+      // The offer is ws's default either way: "permessage-deflate; client_max_window_bits".
+      perMessageDeflate: deflate ? { threshold: 0 } : false,
       handshakeTimeout: opts.caseTimeout * 1000,
       maxPayload: 64 << 20,
     };
@@ -110,7 +128,10 @@ function connect() {
     ws.binaryType = 'nodebuffer';
     const inbox = [];
     const waiters = [];
-    const state = { ws, inbox, closed: null, pongs: [], error: null };
+    const state = { ws, inbox, closed: null, pongs: [], error: null, offer: null, response: null };
+    // The request is built in the constructor and dropped once upgraded.
+    if (ws._req) state.offer = ws._req.getHeader('sec-websocket-extensions') || '';
+    ws.on('upgrade', (res) => { state.response = res.headers['sec-websocket-extensions'] || ''; });
     const wake = () => {
       while (waiters.length) waiters.shift()();
     };
@@ -320,7 +341,170 @@ async function runCase(name, fn) {
   }
 }
 
+// gameState is a game tick as JSON, about 400 bytes: repetitive from one tick to the
+// next, as the traffic context takeover is for.
+function gameState(tick) {
+  const players = [];
+  for (let i = 0; i < 7; i++) {
+    players.push({ id: i, x: 100 + i * 7 + (tick % 5), y: 200 + i * 3 - (tick % 3), hp: 100 - ((tick + i) % 9), name: `player-${i}` });
+  }
+  return JSON.stringify({ t: 'state', tick, players });
+}
+
+// bigJSON is about n bytes of game-state-like JSON.
+function bigJSON(n, seed) {
+  let s = '[';
+  for (let t = seed; s.length < n - 500; t++) s += (s.length > 1 ? ',' : '') + gameState(t);
+  return (s + ']').padEnd(n, ' ');
+}
+
+// socketBytes reads the TCP bytes a client has written and read so far.
+const socketBytes = (c) => ({ written: c.ws._socket.bytesWritten, read: c.ws._socket.bytesRead });
+
+// measured runs fn(c, count) on c, where count(sent, received) adds payload bytes,
+// and records the payload and socket bytes of the case under name.
+async function measured(name, c, fn) {
+  const pay = { out: 0, in: 0 };
+  const before = socketBytes(c);
+  const detail = await fn((o, i) => { pay.out += o; pay.in += i; });
+  const after = socketBytes(c);
+  const m = { name, payloadOut: pay.out, payloadIn: pay.in, wireOut: after.written - before.written, wireIn: after.read - before.read };
+  report.compression.cases.push(m);
+  const pct = (a, b) => (b ? ((100 * a) / b).toFixed(1) : '-');
+  return `${detail}; on the wire ${pct(m.wireOut, m.payloadOut)}% of the payload sent, ${pct(m.wireIn, m.payloadIn)}% of the payload received`;
+}
+
+// echoAll sends each message, one at a time, and checks its echo.
+async function echoAll(c, msgs, count) {
+  for (let i = 0; i < msgs.length; i++) {
+    const m = msgs[i];
+    if (typeof m === 'string') c.ws.send(m);
+    else c.ws.send(m, { binary: true });
+    const got = await c.next(`echo of message ${i}`);
+    if (typeof m === 'string') expectText(got, m, `message ${i}`);
+    else expectBinary(got, m, `message ${i}`);
+    const n = typeof m === 'string' ? Buffer.byteLength(m) : m.length;
+    count(n, n);
+  }
+}
+
+const compressCases = [
+  ['200 game-state messages (~400 B JSON) echoed', (c) => measured('game state', c, async (count) => {
+    const msgs = Array.from({ length: 200 }, (_, i) => gameState(i));
+    await echoAll(c, msgs, count);
+    return `${msgs.length} messages of ~${Buffer.byteLength(msgs[0])} B`;
+  })],
+  ['4 x 64 KiB JSON echoed', (c) => measured('64 KiB JSON', c, async (count) => {
+    const msgs = [1, 2, 3, 4].map((k) => bigJSON(64 << 10, k * 1000));
+    await echoAll(c, msgs, count);
+    return `${msgs.length} messages of ${msgs[0].length} B`;
+  })],
+  ['2 x 1 MiB JSON echoed', (c) => measured('1 MiB JSON', c, async (count) => {
+    const msgs = [1, 2].map((k) => bigJSON(MiB, k * 100000));
+    await echoAll(c, msgs, count);
+    return `${msgs.length} messages of ${msgs[0].length} B`;
+  })],
+  ['mixed: game state, 100 B text, 64 KiB JSON, random binary, 1 MiB JSON', (c) => measured('mixed', c, async (count) => {
+    const msgs = [];
+    for (let i = 0; i < 40; i++) {
+      msgs.push(gameState(1000 + i));
+      if (i % 5 === 0) msgs.push(`chat ${i}: ${'see you at the north gate '.repeat(3)}`.slice(0, 100));
+      if (i % 10 === 3) msgs.push(randomBytes(4096));
+      if (i % 10 === 7) msgs.push(bigJSON(64 << 10, 5000 + i));
+      if (i === 20) msgs.push(bigJSON(MiB, 7000));
+    }
+    await echoAll(c, msgs, count);
+    return `${msgs.length} messages`;
+  })],
+];
+
+// runCompress runs the compression suite: each case on its own connection.
+async function runCompress() {
+  report.compression = { offer: null, response: null, params: null, cases: [] };
+  await runCase('deflate negotiated', async (c) => {
+    const ext = c.response || '';
+    report.compression.offer = c.offer;
+    report.compression.response = ext;
+    const pmd = c.ws._extensions['permessage-deflate'];
+    report.compression.params = pmd ? pmd.params : null;
+    if (!/permessage-deflate/.test(ext)) throw new Error(`server did not accept permessage-deflate (offer ${JSON.stringify(c.offer)}, Sec-WebSocket-Extensions: ${JSON.stringify(ext)})`);
+    return `offered ${JSON.stringify(c.offer)}, accepted ${JSON.stringify(ext)}`;
+  });
+  for (const [name, fn] of compressCases) await runCase(name, fn);
+}
+
+// runBroadcast runs the broadcast suite: clients A and B offer permessage-deflate,
+// C does not; messages from A and then from C must reach all three, in order.
+async function runBroadcast() {
+  report.compression = { offer: null, response: null, params: null, cases: [], clients: [] };
+  const clients = [];
+  const names = ['A (deflate)', 'B (deflate)', 'C (no compression)'];
+  const pay = names.map(() => ({ out: 0, in: 0 }));
+  let before = [];
+  const step = async (name, fn) => {
+    const started = Date.now();
+    const entry = { name, pass: false, detail: '', ms: 0 };
+    try {
+      entry.detail = await fn();
+      entry.pass = true;
+    } catch (e) {
+      entry.detail = e && e.message ? e.message : String(e);
+    }
+    entry.ms = Date.now() - started;
+    report.cases.push(entry);
+    return entry.pass;
+  };
+  const ok = await step('broadcast: 2 deflate clients and 1 without compression connected', async () => {
+    for (const deflate of [true, true, false]) clients.push(await connect(deflate));
+    report.compression.offer = clients[0].offer;
+    report.compression.response = clients[0].response;
+    const exts = clients.map((c) => c.response || '');
+    if (!/permessage-deflate/.test(exts[0]) || !/permessage-deflate/.test(exts[1])) throw new Error(`deflate not negotiated: ${JSON.stringify(exts)}`);
+    if (exts[2] !== '') throw new Error(`the client without compression got ${JSON.stringify(exts[2])}`);
+    before = clients.map(socketBytes);
+    return `extensions ${JSON.stringify(exts)}`;
+  });
+  // from sends msgs from clients[i], one at a time, and checks that every client
+  // gets each one before the next goes out.
+  const from = async (i, msgs) => {
+    for (let k = 0; k < msgs.length; k++) {
+      const m = msgs[k];
+      clients[i].ws.send(m);
+      const n = Buffer.byteLength(m);
+      pay[i].out += n;
+      for (let j = 0; j < clients.length; j++) {
+        expectText(await clients[j].next(`message ${k} at client ${names[j]}`), m, `message ${k} at client ${names[j]}`);
+        pay[j].in += n;
+      }
+    }
+    return `${msgs.length} messages reached all ${clients.length} clients in order`;
+  };
+  if (ok) {
+    await step('broadcast: 100 game-state messages and 64 KiB JSON from a deflate client reach all three', () =>
+      from(0, [...Array.from({ length: 100 }, (_, k) => gameState(k)), bigJSON(64 << 10, 42)]));
+    await step('broadcast: 50 game-state messages from the client without compression reach all three', () =>
+      from(2, Array.from({ length: 50 }, (_, k) => gameState(500 + k))));
+    await step('broadcast: 50 more from the second deflate client reach all three', () =>
+      from(1, Array.from({ length: 50 }, (_, k) => gameState(900 + k))));
+    clients.forEach((c, i) => {
+      const b = socketBytes(c);
+      report.compression.clients.push({ name: names[i], extensions: c.response || '', payloadOut: pay[i].out, payloadIn: pay[i].in, wireOut: b.written - before[i].written, wireIn: b.read - before[i].read });
+    });
+  }
+  for (const c of clients) await closeQuietly(c);
+}
+
 async function main() {
+  if (opts.suite === 'compress') {
+    await runCompress();
+    finish();
+    return;
+  }
+  if (opts.suite === 'broadcast') {
+    await runBroadcast();
+    finish();
+    return;
+  }
   if (opts.deflate) {
     await runCase('deflate negotiated', async (c) => {
       const ext = c.ws.extensions || '';
