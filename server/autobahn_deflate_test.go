@@ -43,6 +43,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,6 +80,17 @@ var ab13Offers = []string{
 	abDefaultOffer + "; server_no_context_takeover; server_max_window_bits=15",
 	abDefaultOffer + "; server_no_context_takeover; server_max_window_bits=8, " +
 		abDefaultOffer + "; server_no_context_takeover, " + abDefaultOffer,
+}
+
+// ab13Bits9 are cases 13.3 and 13.5 with server_max_window_bits=9 instead
+// of Autobahn's 8: the smallest window zlib compresses with (it refuses 8
+// since 1.2.9), so zlib-based servers answer 8 with 9 or decline, and
+// clients built on zlib offer 9. A bounded-window compressor honours both.
+var ab13Bits9 = []struct {
+	name, offer string
+}{
+	{name: "case_13_3_bits9", offer: abDefaultOffer + "; server_max_window_bits=9"},
+	{name: "case_13_5_bits9", offer: abDefaultOffer + "; server_no_context_takeover; server_max_window_bits=9"},
 }
 
 // abExtraOffers are offers beyond Autobahn's (see the file comment). header
@@ -136,12 +148,26 @@ func TestAutobahnDeflate(t *testing.T) {
 					run(fmt.Sprintf("case_13_%d_%d", j+1, i+1), offer, sets[0], abFixed(sz.size, abCount(sz.size, sz.count), sz.frag))
 				}
 			}
+			for _, x := range ab13Bits9 {
+				for i, sz := range abMsgSizes {
+					run(fmt.Sprintf("%s_%d", x.name, i+1), x.offer, sets[0], abFixed(sz.size, abCount(sz.size, sz.count), sz.frag))
+				}
+			}
 			for _, x := range abExtraOffers {
 				run(x.name, x.header, sets[0], abMixed)
 			}
 			t.Cleanup(func() {
-				t.Logf("%s: %d messages echoed, %d MB each way; client->server on the wire %.1f%% of the payload, server->client %.1f%% (%d of the server's messages uncompressed)",
-					sc.name, st.msgs.Load(), st.raw.Load()>>20, pct(st.up.Load(), st.raw.Load()), pct(st.down.Load(), st.raw.Load()), st.plain.Load())
+				t.Logf("%s: %d cases, %d messages echoed, %d MB each way; client->server on the wire %.1f%% of the payload, server->client %.1f%% (%d of the server's messages uncompressed)",
+					sc.name, st.cases.Load(), st.msgs.Load(), st.raw.Load()>>20, pct(st.up.Load(), st.raw.Load()), pct(st.down.Load(), st.raw.Load()), st.plain.Load())
+				var answers []string
+				st.responses.Range(func(k, v any) bool {
+					answers = append(answers, fmt.Sprintf("%s: offer %q answered %q", sc.name, k, v))
+					return true
+				})
+				slices.Sort(answers)
+				for _, a := range answers {
+					t.Log(a)
+				}
 			})
 		})
 	}
@@ -151,7 +177,10 @@ func pct(a, b int64) float64 { return 100 * float64(a) / float64(max(b, 1)) }
 
 // abStats sums a configuration's traffic: payload bytes, and frame payload
 // bytes on the wire in each direction.
-type abStats struct{ msgs, raw, up, down, plain atomic.Int64 }
+type abStats struct {
+	cases, msgs, raw, up, down, plain atomic.Int64
+	responses                         sync.Map // offer (first line) -> Sec-WebSocket-Extensions answered
+}
 
 // abMsg is one message of a case: its payload and opcode, and the size of
 // the frames its compressed payload is cut into (0: one frame).
@@ -270,6 +299,7 @@ func runDeflateCase(t *testing.T, addr, header string, bits int, ds abDataSet, m
 	if err != nil {
 		t.Fatalf("offer %q, server window bits %d: response %q: %v", header, bits, got, err)
 	}
+	st.responses.Store(strings.SplitN(header, "\r\n", 2)[0], got)
 	cl := newDeflateClient(c, p, !offer.clientNoCtx)
 
 	for i, m := range msgs(&abSource{ds: ds}) {
@@ -289,6 +319,7 @@ func runDeflateCase(t *testing.T, addr, header string, bits int, ds abDataSet, m
 		t.Fatalf("compress/flate over the server's stream: %v", err)
 	}
 	c.closeNormal()
+	st.cases.Add(1)
 }
 
 // deflateClient is the client side of a permessage-deflate connection that
