@@ -49,6 +49,7 @@ type Run struct {
 	Churn     *scenario.ChurnResult     `json:"churn,omitempty"`
 	// SlowReaders is a slowreaders run.
 	SlowReaders *scenario.SlowReadersResult `json:"slowreaders,omitempty"`
+	Compress    *scenario.CompressResult    `json:"compress,omitempty"`
 	Error       string                      `json:"error,omitempty"`
 }
 

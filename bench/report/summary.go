@@ -36,6 +36,8 @@ func Summary(r Run) string {
 			optional(c.Before.ServerGorout), optional(lastGor(c)), c.Counters.Errors())
 	case r.SlowReaders != nil:
 		body = slowReadersSummary(r.SlowReaders)
+	case r.Compress != nil:
+		body = compressSummary(r.Compress)
 	}
 	if ct := closeTimeouts(r); ct > 0 {
 		body += fmt.Sprintf(", %d close handshakes unanswered in time", ct)

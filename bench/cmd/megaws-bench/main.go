@@ -36,6 +36,9 @@ Usage:
   megaws-bench slowreaders
                          broadcast while some clients never read: server memory,
                          fast readers' rate and latency, slow readers dropped
+  megaws-bench compress  permessage-deflate: bytes on the wire and server CPU per message
+                         for game-state and chat traffic echoed and per delivery of game
+                         state broadcast, with and without context takeover
   megaws-bench compare   the scenarios against megaws and peers; JSON + Markdown report
   megaws-bench quick     every scenario, tiny, against a few servers (CI)
   megaws-bench render    re-render report.md and charts from a report.json
@@ -61,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runScenario(ctx, args[0], args[1:], stdout, stderr)
 	case "compare":
 		err = runCompare(ctx, args[1:], stdout, stderr)
+	case "compress":
+		err = runCompress(ctx, args[1:], stdout, stderr)
 	case "quick":
 		err = runQuick(ctx, args[1:], stdout, stderr)
 	case "render":

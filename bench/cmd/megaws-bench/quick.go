@@ -63,6 +63,17 @@ func runQuick(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		rep.Runs = append(rep.Runs, runs...)
 	}
+	// permessage-deflate with context takeover, echoed and broadcast
+	// (megaws only: the Go peers here run without compression).
+	for _, t := range st.targets {
+		if t.Kind != "megaws" {
+			continue
+		}
+		base := scenario.CompressConfig{Window: 10, Conns: 5, Duration: 300 * time.Millisecond, Warmup: 100 * time.Millisecond}
+		rep.Runs = append(rep.Runs, compressRuns(ctx, st, t, 10, "echo", []string{"game"}, base, 0, 1, stdout)...)
+		base.Inflight = 4
+		rep.Runs = append(rep.Runs, compressRuns(ctx, st, t, 10, "broadcast", []string{"broadcast"}, base, 20, 1, stdout)...)
+	}
 	rep.Meta.Seconds = time.Since(start).Seconds()
 	fmt.Fprintf(stdout, "quick: %d runs in %.1fs\n", len(rep.Runs), rep.Meta.Seconds)
 	return finish(rep, c.out, stdout)

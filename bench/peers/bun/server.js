@@ -18,11 +18,24 @@ function debugVars(req) {
   return Response.json({ connections, rss: process.memoryUsage.rss() });
 }
 
+// --compression: Bun's shared compressor and decompressor without context
+// takeover (0), or a dedicated compressor with a window of 2^bits bytes (Bun
+// names uWS's DEDICATED_COMPRESSOR_xKB by their memory) and a dedicated
+// decompressor.
+function perMessageDeflate(bits) {
+  if (bits < 0) return false;
+  if (bits === 0) return { compress: 'shared', decompress: 'shared' };
+  const compress = { 9: '4KB', 10: '8KB', 11: '16KB', 12: '32KB', 13: '64KB', 14: '128KB', 15: '256KB' }[Math.max(bits, 9)];
+  return { compress, decompress: 'dedicated' };
+}
+// send and publish compress only when asked to.
+const compress = opts.compression >= 0;
+
 // Text arrives as a string and binary as a Buffer; send and publish keep
 // the opcode that way.
 const handlers = {
-  echo: (ws, message) => { ws.send(message); },
-  broadcast: (ws, message) => { server.publish(TOPIC, message); },
+  echo: (ws, message) => { ws.send(message, compress); },
+  broadcast: (ws, message) => { server.publish(TOPIC, message, compress); },
   sink: () => {},
 };
 
@@ -36,7 +49,7 @@ const server = Bun.serve({
   },
   websocket: {
     maxPayloadLength: MAX_MESSAGE_SIZE,
-    perMessageDeflate: false,
+    perMessageDeflate: perMessageDeflate(opts.compression),
     backpressureLimit: MAX_MESSAGE_SIZE, // Bun's default, stated
     // No idle timeout, like the Go peers (the default closes after 120 s).
     idleTimeout: 0,

@@ -51,6 +51,22 @@ func (h *handler) OnMessage(socket *gws.Conn, message *gws.Message) {
 	}
 }
 
+// deflateOption is gws's permessage-deflate setting for -compression:
+// off, shared nothing between messages (0), or context takeover both ways
+// with a window of 2^bits bytes. Level and takeover threshold are gws's
+// defaults (flate.BestSpeed; every message compressed under takeover); 32
+// bytes is the threshold without takeover, as the compress scenario gives
+// megaws.
+func deflateOption(bits int) gws.PermessageDeflate {
+	switch bits {
+	case peercmd.CompressionOff:
+		return gws.PermessageDeflate{Enabled: false}
+	case 0:
+		return gws.PermessageDeflate{Enabled: true, Threshold: 32}
+	}
+	return gws.PermessageDeflate{Enabled: true, Threshold: 32, ServerContextTakeover: true, ClientContextTakeover: true, ServerMaxWindowBits: bits, ClientMaxWindowBits: bits}
+}
+
 func main() {
 	peercmd.Main(func(p *peercmd.Peer) (func(), error) {
 		h := &handler{peer: p, conns: gws.NewConcurrentMap[*gws.Conn, struct{}]()}
@@ -58,7 +74,7 @@ func main() {
 			ParallelEnabled:     false,
 			ReadMaxPayloadSize:  peercmd.MaxMessageSize,
 			WriteMaxPayloadSize: peercmd.MaxMessageSize,
-			PermessageDeflate:   gws.PermessageDeflate{Enabled: false},
+			PermessageDeflate:   deflateOption(p.Compression),
 		})
 		return p.ServeHTTP(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			socket, err := upgrader.Upgrade(w, r)

@@ -20,14 +20,29 @@ function debugVars(res) {
   res.writeHeader('Content-Type', 'application/json').end(body);
 }
 
+// --compression: uWS's shared compressor and decompressor without context
+// takeover (0), or a dedicated pair per socket with a window of 2^bits bytes
+// each way (the DEDICATED_*_xKB constants encode zlib's windowBits; 9 is
+// the smallest).
+function compressionOption(bits) {
+  if (bits < 0) return uWS.DISABLED;
+  if (bits === 0) return uWS.SHARED_COMPRESSOR | uWS.SHARED_DECOMPRESSOR;
+  const w = Math.max(bits, 9);
+  const compressor = { 9: '4KB', 10: '8KB', 11: '16KB', 12: '32KB', 13: '64KB', 14: '128KB', 15: '256KB' }[w];
+  const decompressor = { 9: '512B', 10: '1KB', 11: '2KB', 12: '4KB', 13: '8KB', 14: '16KB', 15: '32KB' }[w];
+  return uWS['DEDICATED_COMPRESSOR_' + compressor] | uWS['DEDICATED_DECOMPRESSOR_' + decompressor];
+}
+// send and publish compress only when asked to.
+const compress = opts.compression >= 0;
+
 const handlers = {
-  echo: (ws, message, isBinary) => { ws.send(message, isBinary); },
-  broadcast: (ws, message, isBinary) => { app.publish(TOPIC, message, isBinary); },
+  echo: (ws, message, isBinary) => { ws.send(message, isBinary, compress); },
+  broadcast: (ws, message, isBinary) => { app.publish(TOPIC, message, isBinary, compress); },
   sink: () => {},
 };
 
 const app = uWS.App().ws('/*', {
-  compression: uWS.DISABLED,
+  compression: compressionOption(opts.compression),
   maxPayloadLength: MAX_MESSAGE_SIZE,
   // The 64 KiB default drops sends (silently) once that much is queued for a
   // slow reader; 16 MiB is Bun's default limit.

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"syscall"
 )
 
@@ -36,10 +37,23 @@ const (
 	Sink Mode = "sink"
 )
 
+// CompressionEnv is the environment variable that gives -compression its
+// default, so that a harness can turn compression on for peers it starts
+// with fixed flags.
+const CompressionEnv = "MEGAWS_PEER_COMPRESSION"
+
+// CompressionOff is Peer.Compression when permessage-deflate is off.
+const CompressionOff = -1
+
 // Peer is what Main hands to a peer's start function.
 type Peer struct {
-	Mode     Mode
-	Listener net.Listener // already bound to -addr; the peer serves WebSocket on it, on any path
+	Mode Mode
+	// Compression is the -compression flag: CompressionOff (the default),
+	// 0 for permessage-deflate without context takeover, or 8 to 15 for
+	// context takeover with a window of 2^Compression bytes both ways.
+	// Peers that do not support it ignore it.
+	Compression int
+	Listener    net.Listener // already bound to -addr; the peer serves WebSocket on it, on any path
 
 	// Connections is the number of open WebSocket connections, published as
 	// the expvar "connections". Peers Add(1) when a connection opens and
@@ -55,6 +69,11 @@ func Main(start func(p *Peer) (stop func(), err error)) {
 	addr := flag.String("addr", "127.0.0.1:8080", "WebSocket listen address (port 0 picks a free one)")
 	admin := flag.String("admin", "", "admin listen address serving expvar at /debug/vars (empty: none)")
 	mode := flag.String("mode", string(Echo), "echo, broadcast or sink")
+	def := os.Getenv(CompressionEnv)
+	if def == "" {
+		def = "off"
+	}
+	compression := flag.String("compression", def, "permessage-deflate: off, 0 (no context takeover) or 8 to 15 (context takeover, window bits); default $"+CompressionEnv+" or off")
 	flag.Parse()
 	switch Mode(*mode) {
 	case Echo, Broadcast, Sink:
@@ -62,8 +81,13 @@ func Main(start func(p *Peer) (stop func(), err error)) {
 		fmt.Fprintf(os.Stderr, "unknown -mode %q: want echo, broadcast or sink\n", *mode)
 		os.Exit(2)
 	}
+	bits, err := ParseCompression(*compression)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
 
-	p := &Peer{Mode: Mode(*mode), Connections: expvar.NewInt("connections")}
+	p := &Peer{Mode: Mode(*mode), Compression: bits, Connections: expvar.NewInt("connections")}
 	expvar.Publish("goroutines", expvar.Func(func() any { return runtime.NumGoroutine() }))
 
 	ctx, cancel := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -86,6 +110,19 @@ func Main(start func(p *Peer) (stop func(), err error)) {
 	fmt.Printf("listening on %s\n", ln.Addr())
 	<-ctx.Done()
 	stop()
+}
+
+// ParseCompression reads a -compression value: "off" (CompressionOff), "0"
+// or 8 to 15.
+func ParseCompression(s string) (int, error) {
+	if s == "off" {
+		return CompressionOff, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || (n != 0 && (n < 8 || n > 15)) {
+		return 0, fmt.Errorf("bad -compression %q: want off, 0 or 8 to 15", s)
+	}
+	return n, nil
 }
 
 // ServeHTTP serves h on the peer's listener with a plain net/http server and
