@@ -23,10 +23,11 @@ if [[ ${1:-} == --quick ]]; then
     exec timeout 300 "$bin/megaws-bench" quick --bin "$bin" "$@"
 fi
 
-# JS peers (bun, uws) are installed on demand: whenever "all", "bun" or
-# "uws" is among the servers (compare defaults to all).
+# JS peers (bun, uws, socketio) are installed on demand: whenever "all",
+# "bun", "uws" or "socketio" is among the servers (compare defaults to all;
+# so does cluster).
 args=" $* "
-if [[ ${1:-} == compare && ! $args =~ " --servers" && ! $args =~ " --server " ]] || [[ $args =~ (all|bun|uws) ]]; then
+if [[ ${1:-} =~ ^(compare|cluster)$ && ! $args =~ " --servers" && ! $args =~ " --server " ]] || [[ $args =~ (all|bun|uws|socketio) ]]; then
     bash "$root/scripts/bench-peers-install.sh"
 fi
 cd "$root/bench"

@@ -49,6 +49,19 @@ var table = []Peer{
 	{Name: "uws", Library: "uwebsockets", Version: "3.0.6", Kind: KindJS},
 }
 
+// clusterTable are the peers of the cluster scenario only: they speak their
+// own protocols over WebSocket, so the other scenarios cannot drive them.
+// Centrifugo is built from its release module with go install (not in
+// go.mod); Socket.IO is pinned in socketio/package.json.
+var clusterTable = []Peer{
+	{Name: "centrifugo", Library: "github.com/centrifugal/centrifugo/v6", Version: "v6.9.1", Kind: KindGo},
+	{Name: "socketio", Library: "socket.io + @socket.io/redis-adapter 8.3.0 + redis 4.7.1 (npm)", Version: "4.8.4", Kind: KindJS},
+}
+
+// ClusterPeers returns the peers of the cluster scenario (bench/scenario
+// cluster_procs.go builds and starts them).
+func ClusterPeers() []Peer { return append([]Peer(nil), clusterTable...) }
+
 // All returns every peer, Go peers first.
 func All() []Peer {
 	return append([]Peer(nil), table...)

@@ -88,6 +88,7 @@ func (r *Report) Markdown(charts []Chart) string {
 	}
 	r.slowReadersSection(&b, g, peers)
 	r.compressSection(&b)
+	r.clusterSection(&b)
 	if len(g.churn) > 0 {
 		w("## Churn\n\nRepeated cycles of opening and closing connections; the server's descriptors, memory and goroutines before and after.\n\n")
 		table(&b, g, peers, g.churnRows())

@@ -50,6 +50,7 @@ type Run struct {
 	// SlowReaders is a slowreaders run.
 	SlowReaders *scenario.SlowReadersResult `json:"slowreaders,omitempty"`
 	Compress    *scenario.CompressResult    `json:"compress,omitempty"`
+	Cluster     *scenario.ClusterResult     `json:"cluster,omitempty"`
 	Error       string                      `json:"error,omitempty"`
 }
 

@@ -38,6 +38,8 @@ func Summary(r Run) string {
 		body = slowReadersSummary(r.SlowReaders)
 	case r.Compress != nil:
 		body = compressSummary(r.Compress)
+	case r.Cluster != nil:
+		body = clusterSummary(r.Cluster)
 	}
 	if ct := closeTimeouts(r); ct > 0 {
 		body += fmt.Sprintf(", %d close handshakes unanswered in time", ct)

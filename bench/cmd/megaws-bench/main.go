@@ -39,6 +39,8 @@ Usage:
   megaws-bench compress  permessage-deflate: bytes on the wire and server CPU per message
                          for game-state and chat traffic echoed and per delivery of game
                          state broadcast, with and without context takeover
+  megaws-bench cluster   N subscribers over 3 nodes joined by a broker, publishers on every
+                         node, against one node and Centrifugo / Socket.IO clusters
   megaws-bench compare   the scenarios against megaws and peers; JSON + Markdown report
   megaws-bench quick     every scenario, tiny, against a few servers (CI)
   megaws-bench render    re-render report.md and charts from a report.json
@@ -66,6 +68,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = runCompare(ctx, args[1:], stdout, stderr)
 	case "compress":
 		err = runCompress(ctx, args[1:], stdout, stderr)
+	case "cluster":
+		err = runCluster(ctx, args[1:], stdout, stderr)
 	case "quick":
 		err = runQuick(ctx, args[1:], stdout, stderr)
 	case "render":
