@@ -52,6 +52,10 @@ step "allocation tests (need a build without -race)"
 go test -count=1 -run 'Alloc' ./codec/ ./server/
 
 step "go test -race"
+if [[ ${MEGAWS_BENCH_CENTRIFUGO:-} != 1 ]]; then
+    echo "note: bench's TestClusterEndToEnd runs megaws and Socket.IO; the Centrifugo peer is built from source"
+    echo "      (go install, minutes on a fresh machine) only by MEGAWS_BENCH_CENTRIFUGO=1 or scripts/bench.sh cluster"
+fi
 status=0
 for m in "${modules[@]}"; do
     (cd "$m" && go test -race -count=1 -timeout 20m ./...) || status=1
