@@ -388,11 +388,7 @@ func (s *Server) Stop(ctx context.Context) error {
 // stop runs the graceful stop, waiting for the close handshakes until ctx is done.
 func (s *Server) stop(ctx context.Context) error {
 	for _, l := range s.loopList() {
-		l.postFn(func() {
-			l.each(func(c *Conn) {
-				l.startClose(c, 1001, "server stopping", ErrServerStopping)
-			})
-		})
+		l.postFn(l.stopConns)
 	}
 	var waitErr error
 	t := time.NewTicker(5 * time.Millisecond)
@@ -541,3 +537,34 @@ func (g gnetLogger) Infof(f string, a ...any)  { g.l.Debug(fmt.Sprintf(f, a...),
 func (g gnetLogger) Warnf(f string, a ...any)  { g.l.Warn(fmt.Sprintf(f, a...), "src", "gnet") }
 func (g gnetLogger) Errorf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
 func (g gnetLogger) Fatalf(f string, a ...any) { g.l.Error(fmt.Sprintf(f, a...), "src", "gnet") }
+
+// stopChunk is how many connections a loop sends its close frame (1001) at a
+// time during a graceful stop. Between chunks the loop handles its other
+// events, the answers of the clients already told included: with tens of
+// thousands of connections on a loop that gets a small share of a CPU, one
+// burst of writes would keep it from reading any answer until the close
+// deadlines had passed.
+const stopChunk = 512
+
+// stopConns starts the close handshake of every connection of the loop,
+// stopChunk at a time. Loop only.
+func (l *Loop) stopConns() {
+	var cs []*Conn
+	l.each(func(c *Conn) {
+		if c.state == stateOpen || c.state == stateHandshake {
+			cs = append(cs, c)
+		}
+	})
+	l.stopChunks(cs)
+}
+
+func (l *Loop) stopChunks(cs []*Conn) {
+	n := min(len(cs), stopChunk)
+	for _, c := range cs[:n] {
+		l.startClose(c, 1001, "server stopping", ErrServerStopping)
+	}
+	if rest := cs[n:]; len(rest) > 0 {
+		// The next timer tick: the loop reads what arrived meanwhile first.
+		l.AfterFunc(0, func() { l.stopChunks(rest) })
+	}
+}

@@ -160,3 +160,49 @@ func firstLine(b []byte) string {
 	s, _, _ := strings.Cut(string(b), "\r\n")
 	return s
 }
+
+// TestStopManyConns: a loop with more connections than one chunk of the
+// graceful stop (512) sends every one of them 1001 and counts every
+// answered close handshake.
+func TestStopManyConns(t *testing.T) {
+	const n = 1500
+	s, addr := startServer(t, newRecorder(), server.Config{Loops: 1, CloseTimeout: time.Minute})
+	codes := make(chan ws.StatusCode, n)
+	for range n {
+		c := dialRaw(t, addr)
+		c.handshake("/")
+		go func() {
+			for {
+				f, err := c.readFrame()
+				if err != nil {
+					codes <- 0
+					return
+				}
+				if f.h.OpCode == ws.OpClose {
+					code, _, _ := codec.ParseClose(f.payload)
+					_, _ = c.Conn.Write(clientFrame(ws.OpClose, true, 0, f.payload))
+					_, _ = io.Copy(io.Discard, c.br)
+					codes <- code
+					return
+				}
+			}
+		}()
+	}
+	if !waitFor(30*time.Second, func() bool { return s.Conns() == n }) {
+		t.Fatalf("%d connections open, want %d", s.Conns(), n)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	before := s.Stats().ClosesAnswered
+	if err := s.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	for range n {
+		if code := <-codes; code != ws.StatusGoingAway {
+			t.Fatalf("client got close %d, want 1001", code)
+		}
+	}
+	if got := s.Stats().ClosesAnswered - before; got != n {
+		t.Fatalf("ClosesAnswered %d, want %d", got, n)
+	}
+}
