@@ -425,17 +425,21 @@ func (c *rawConn) answerClose(code ws.StatusCode) error {
 
 // TestLoopLag: a callback that blocks its loop shows up as loop lag.
 func TestLoopLag(t *testing.T) {
+	blocked, release := make(chan struct{}), make(chan struct{})
 	h := &funcHandler{onMessage: func(c *server.Conn, op ws.OpCode, p []byte) {
-		time.Sleep(300 * time.Millisecond) // a handler that blocks: what the figure is for
+		close(blocked)
+		<-release // a handler that blocks: what the figure is for
 		_ = c.WriteMessage(op, p)
 	}}
 	s, addr := startServer(t, h, server.Config{Loops: 1})
 	c := dialRaw(t, addr)
 	c.handshake("/")
 	c.writeFrame(ws.OpText, true, []byte("block"))
+	<-blocked
 	// Work queued while the loop is blocked waits for it.
-	time.Sleep(50 * time.Millisecond)
 	_ = s.Broadcast(ws.OpText, []byte("queued"))
+	time.Sleep(300 * time.Millisecond)
+	close(release)
 	c.mustFrame()
 	c.mustFrame()
 	st := s.Stats()
