@@ -34,6 +34,7 @@ const (
 const (
 	optDeflate  uint8 = 1 << iota // permessage-deflate was negotiated
 	optProtocol                   // a subprotocol was selected (ext.protocol, set before OnOpen)
+	optPath                       // the request path is ext.path, not interned (set before OnOpen)
 )
 
 // sendqClosed marks sendq of a closed connection: any Add of a queue-sized
@@ -45,14 +46,13 @@ const sendqClosed = math.MinInt64 / 2
 // connection (or other code running on its event loop, such as its timers);
 // the others are safe from any goroutine.
 //
-// An idle Conn holds no buffers: it is this struct (112 bytes) plus gnet's own
+// An idle Conn holds no buffers: it is this struct (96 bytes) plus gnet's own
 // connection state.
 type Conn struct {
-	gc   gnet.Conn
-	l    *Loop
-	id   uint64
-	ctx  any
-	path string
+	gc  gnet.Conn
+	l   *Loop
+	id  uint64
+	ctx any
 
 	// next and prev link the connection into one of its loop's lists (a timer
 	// wheel slot or the parked list); the lists are also the loop's registry
@@ -66,6 +66,7 @@ type Conn struct {
 	fragOp     ws.OpCode  // opcode of the fragmented message in progress, or 0
 	utf8       codec.UTF8 // validation state of a fragmented or partly arrived text message
 	opts       uint8      // options negotiated in the handshake; read-only after OnOpen
+	pathID     uint8      // the request path in Server.paths, or 0 (see setPath); read-only after OnOpen
 
 	ext *connExt // rarely used state; nil for most connections
 	// sendq counts bytes handed to gnet by Send and not yet written to the
@@ -77,6 +78,7 @@ type Conn struct {
 // connection stays small.
 type connExt struct {
 	protocol string
+	path     *string // the request path when it is not interned (optPath)
 	z        *zstate // permessage-deflate, set during the handshake
 	closeErr *CloseError
 	rooms    []membership
@@ -109,7 +111,16 @@ func (c *Conn) closed() bool { return c.sendq.Load() < 0 }
 func (c *Conn) ID() uint64 { return c.id }
 
 // Path returns the request path of the handshake, without the query. Any goroutine.
-func (c *Conn) Path() string { return c.path }
+func (c *Conn) Path() string {
+	switch {
+	case c.pathID != 0:
+		return c.l.s.paths.get(c.pathID)
+	case c.opts&optPath != 0:
+		// ext was allocated during the handshake and is never replaced.
+		return *c.ext.path
+	}
+	return ""
+}
 
 // Protocol returns the negotiated subprotocol, or "". Any goroutine after OnOpen.
 func (c *Conn) Protocol() string {

@@ -69,7 +69,7 @@ func (s *Server) handshakeFrom(c *Conn, b []byte) int {
 		s.reject(c, err)
 		return n
 	}
-	c.path = string(req.Path())
+	c.setPath(req.Path())
 	if r.protocol != "" {
 		c.extState().protocol = r.protocol
 		c.opts |= optProtocol

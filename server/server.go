@@ -68,6 +68,7 @@ type Server struct {
 
 	roomsMu sync.Mutex
 	rooms   map[string]*roomState
+	paths   pathTable // the connections' request paths (paths.go)
 	tick    context.CancelFunc
 }
 
