@@ -38,12 +38,12 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	fs := flag.NewFlagSet("megaws serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "Usage: megaws serve [flags]\n\nRuns a WebSocket server until SIGINT or SIGTERM, then stops gracefully\n(close 1001 to every client, up to --stop-timeout).\n\nFlags:\n")
+		fmt.Fprint(stderr, "Usage: megaws serve [flags]\n\nRuns a WebSocket server until SIGINT or SIGTERM, then stops gracefully\n(close 1001 to every client, up to --stop-timeout).\nIts garbage collector runs at GOGC=50 unless the environment sets GOGC\n(idle connections then keep less of their handshakes' garbage resident).\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	fs.StringVar(&f.addr, "addr", "127.0.0.1:8080", "TCP address to listen on (port 0 picks a free port)")
 	fs.StringVar(&f.mode, "mode", "echo", "echo: send every message back; broadcast: send every message to every connection; sink: read and drop; demo: a shared board page at / (open it in several browser tabs)")
-	fs.IntVar(&f.loops, "loops", runtime.NumCPU(), "event loops per process")
+	fs.IntVar(&f.loops, "loops", runtime.NumCPU(), "event loops per process; with --workers, the CPUs divided among the workers (at least 1) unless set")
 	fs.IntVar(&f.workers, "workers", 1, "processes sharing the port with SO_REUSEPORT (for hosts whose per-process open-files limit is below the target connection count)")
 	fs.StringVar(&f.logLevel, "log-level", "info", "debug, info, warn or error")
 	fs.StringVar(&f.admin, "admin", "", "address of the admin HTTP listener (/debug/vars, /metrics, /debug/pprof/); empty disables it. With --workers, worker i listens on port+i. Keep it on loopback (127.0.0.1:PORT): any other address, 0.0.0.0 or an empty host included, exposes profiles and process internals to the network, and megaws warns at startup")
@@ -87,6 +87,12 @@ func parseServe(args []string, stderr io.Writer) (*serveFlags, error) {
 	}
 	if f.workers < 1 || f.loops < 1 {
 		return nil, errors.New("--workers and --loops must be at least 1")
+	}
+	if f.workers > 1 && !flagSet(fs, "loops") {
+		// Each worker is a process with its own loops: NumCPU loops in
+		// each would put workers*NumCPU loops (threads, read buffers,
+		// timer wake-ups) on NumCPU CPUs.
+		f.loops = max(1, runtime.NumCPU()/f.workers)
 	}
 	if f.cfg.AllowedOrigins, err = parseOrigins(*origins); err != nil {
 		return nil, err
@@ -137,6 +143,9 @@ func serve(args []string, stdout, stderr io.Writer) int {
 		return runWorkers(f, args, stdout, stderr, log)
 	}
 	f.cfg.Logger = log
+	if setServeGC(os.Getenv) {
+		log.Debug("garbage collector target set", "gogc", serveGCPercent)
+	}
 	if f.broker != "" {
 		if f.cfg.Broker, err = newBroker(f.broker, log); err != nil {
 			fmt.Fprintln(stderr, "megaws serve:", err)
@@ -335,4 +344,11 @@ func workersWarning(f *serveFlags) string {
 		return "--workers without --broker: each worker is a separate server, so a broadcast reaches only the connections of its own worker; add --broker to join the workers into one cluster"
 	}
 	return ""
+}
+
+// flagSet reports whether the command line set the flag name.
+func flagSet(fs *flag.FlagSet, name string) bool {
+	set := false
+	fs.Visit(func(f *flag.Flag) { set = set || f.Name == name })
+	return set
 }
