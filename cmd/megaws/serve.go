@@ -193,6 +193,8 @@ func serve(args []string, stdout, stderr io.Writer) int {
 	}
 	if f.worker == 0 {
 		fmt.Fprintf(stdout, "megaws: listening on %s (mode %s, loops %d)\n", s.Addr(), f.mode, f.loops)
+	} else {
+		workerReady()
 	}
 
 	select {

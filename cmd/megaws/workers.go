@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // runWorkers starts f.workers copies of this program, each a full server with
@@ -33,15 +34,42 @@ func runWorkers(f *serveFlags, args []string, stdout, stderr io.Writer, log *slo
 	defer signal.Stop(sig)
 
 	var children []*exec.Cmd
+	var readyPipes []*os.File
 	for i := 1; i <= f.workers; i++ {
 		cmd := exec.Command(exe, append([]string{"serve"}, append(args, "--worker-index", strconv.Itoa(i))...)...)
 		cmd.Stdout, cmd.Stderr = stdout, stderr
-		if err := cmd.Start(); err != nil {
+		// The worker writes a byte to its readiness pipe (its fd 3) once
+		// it listens and has its signal handlers: only then does this
+		// process say it is listening.
+		r, w, err := os.Pipe()
+		if err == nil {
+			cmd.ExtraFiles = []*os.File{w}
+			cmd.Env = append(os.Environ(), readyFDEnv+"=3")
+			err = cmd.Start()
+			_ = w.Close()
+		}
+		if err != nil {
 			fmt.Fprintln(stderr, "megaws serve: start worker:", err)
 			stopAll(children, syscall.SIGTERM)
 			return 1
 		}
 		children = append(children, cmd)
+		readyPipes = append(readyPipes, r)
+	}
+	for i, r := range readyPipes {
+		// A worker that exits before it is ready closes the pipe: the
+		// read returns EOF at once. The deadline bounds a hung start.
+		_ = r.SetReadDeadline(time.Now().Add(time.Minute))
+		n, _ := r.Read(make([]byte, 1))
+		_ = r.Close()
+		if n != 1 {
+			fmt.Fprintf(stderr, "megaws serve: worker %d (pid %d) did not start\n", i+1, children[i].Process.Pid)
+			stopAll(children, syscall.SIGTERM)
+			for _, c := range children {
+				_ = c.Wait()
+			}
+			return 1
+		}
 	}
 	pids := make([]string, len(children))
 	for i, c := range children {
@@ -83,4 +111,19 @@ func stopAll(children []*exec.Cmd, s syscall.Signal) {
 	for _, c := range children {
 		_ = c.Process.Signal(s)
 	}
+}
+
+// readyFDEnv names the descriptor on which a --workers child reports that
+// it is ready.
+const readyFDEnv = "MEGAWS_WORKER_READY_FD"
+
+// workerReady tells the --workers parent that this worker listens.
+func workerReady() {
+	fd, err := strconv.Atoi(os.Getenv(readyFDEnv))
+	if err != nil || fd < 3 {
+		return
+	}
+	f := os.NewFile(uintptr(fd), "ready")
+	_, _ = f.Write([]byte{1})
+	_ = f.Close()
 }
