@@ -33,23 +33,7 @@ func TestStop(t *testing.T) {
 		for range n {
 			c := dialRaw(t, addr)
 			c.handshake("/")
-			go func() {
-				// Answer the server's close like a well-behaved client.
-				for {
-					f, err := c.readFrame()
-					if err != nil {
-						codes <- 0
-						return
-					}
-					if f.h.OpCode == ws.OpClose {
-						code, _, _ := codec.ParseClose(f.payload)
-						_, _ = c.Conn.Write(clientFrame(ws.OpClose, true, 0, f.payload))
-						_, _ = io.Copy(io.Discard, c.br)
-						codes <- code
-						return
-					}
-				}
-			}()
+			go answerServerClose(c, codes)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer cancel()
@@ -171,22 +155,7 @@ func TestStopManyConns(t *testing.T) {
 	for range n {
 		c := dialRaw(t, addr)
 		c.handshake("/")
-		go func() {
-			for {
-				f, err := c.readFrame()
-				if err != nil {
-					codes <- 0
-					return
-				}
-				if f.h.OpCode == ws.OpClose {
-					code, _, _ := codec.ParseClose(f.payload)
-					_, _ = c.Conn.Write(clientFrame(ws.OpClose, true, 0, f.payload))
-					_, _ = io.Copy(io.Discard, c.br)
-					codes <- code
-					return
-				}
-			}
-		}()
+		go answerServerClose(c, codes)
 	}
 	if !waitFor(30*time.Second, func() bool { return s.Conns() == n }) {
 		t.Fatalf("%d connections open, want %d", s.Conns(), n)
@@ -204,5 +173,25 @@ func TestStopManyConns(t *testing.T) {
 	}
 	if got := s.Stats().ClosesAnswered - before; got != n {
 		t.Fatalf("ClosesAnswered %d, want %d", got, n)
+	}
+}
+
+// answerServerClose reads c until the server's close frame, answers it like
+// a well-behaved client, and sends its code to codes (0 if the connection
+// ended without one).
+func answerServerClose(c *rawConn, codes chan<- ws.StatusCode) {
+	for {
+		f, err := c.readFrame()
+		if err != nil {
+			codes <- 0
+			return
+		}
+		if f.h.OpCode == ws.OpClose {
+			code, _, _ := codec.ParseClose(f.payload)
+			_, _ = c.Conn.Write(clientFrame(ws.OpClose, true, 0, f.payload))
+			_, _ = io.Copy(io.Discard, c.br)
+			codes <- code
+			return
+		}
 	}
 }
