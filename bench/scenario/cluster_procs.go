@@ -298,28 +298,11 @@ func (s *Proc) Stop() {
 func launch(ctx context.Context, t Target, cmd *exec.Cmd, addr string, admin []string, ready func() error) (*Proc, error) {
 	s := &Proc{Target: t, Addr: addr, Admin: admin, Cmd: cmd.Args, done: make(chan struct{}), stderr: &tailBuffer{max: 64 << 10}}
 	cmd.Stderr = s.stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stdout, err := cmd.StdoutPipe()
+	listening, err := startListening(cmd, t.Name, func() { close(s.done) })
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", t.Name, err)
-	}
 	s.cmd = cmd
-	listening := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				listening <- m[1]
-				sent = true
-			}
-		}
-		_ = cmd.Wait()
-		close(s.done)
-	}()
 	deadline := time.NewTimer(30 * time.Second)
 	defer deadline.Stop()
 	poll := time.NewTicker(20 * time.Millisecond)

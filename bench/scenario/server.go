@@ -248,29 +248,11 @@ func (e *Env) Start(ctx context.Context, t Target, mode string) (*Server, error)
 	}
 	s.Cmd = cmd.Args
 	cmd.Stderr = io.MultiWriter(s.stderr, s.stopped)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
-	stdout, err := cmd.StdoutPipe()
+	ready, err := startListening(cmd, t.Name, func() { s.exited = time.Now(); close(s.done) })
 	if err != nil {
 		return nil, err
 	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", t.Name, err)
-	}
 	s.cmd = cmd
-	ready := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sent := false
-		for sc.Scan() {
-			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
-				ready <- m[1]
-				sent = true
-			}
-		}
-		_ = cmd.Wait()
-		s.exited = time.Now()
-		close(s.done)
-	}()
 	timer := time.NewTimer(30 * time.Second)
 	defer timer.Stop()
 	select {
@@ -681,4 +663,32 @@ func (l *lineCollector) Lines() []string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return append([]string(nil), l.lines...)
+}
+
+// startListening starts cmd (SIGTERM if this process dies) and returns a
+// channel that receives the address of its first "listening on ADDR" line
+// on stdout; exited runs once the process has exited.
+func startListening(cmd *exec.Cmd, name string, exited func()) (<-chan string, error) {
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGTERM}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start %s: %w", name, err)
+	}
+	listening := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stdout)
+		sent := false
+		for sc.Scan() {
+			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil && !sent {
+				listening <- m[1]
+				sent = true
+			}
+		}
+		_ = cmd.Wait()
+		exited()
+	}()
+	return listening, nil
 }
