@@ -94,17 +94,7 @@ func TestSendSnapshotFromGoroutine(t *testing.T) {
 // snapshots waiting for it.
 func TestPublishSnapshot(t *testing.T) {
 	const n = 2000
-	var sp atomic.Pointer[server.Server]
-	h := &funcHandler{
-		onOpen: func(c *server.Conn) { _ = sp.Load().Room("r").Join(c) },
-	}
-	s, addr := startServer(t, h, server.Config{Loops: 1, MaxWriteQueue: 64 << 20})
-	sp.Store(s)
-	c := dialRaw(t, addr)
-	c.handshake("/")
-	if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
-		t.Fatal("no member")
-	}
+	s, c, _ := roomMember(t, server.Config{Loops: 1, MaxWriteQueue: 64 << 20})
 	snap := make([]byte, 8<<10)
 	for i := range n {
 		binary.BigEndian.PutUint32(snap, uint32(i))
@@ -124,17 +114,7 @@ func TestPublishSnapshot(t *testing.T) {
 // and the replaced snapshots are counted.
 func TestPublishSnapshotWithinWriteQueue(t *testing.T) {
 	const n = 2000
-	var sp atomic.Pointer[server.Server]
-	h := &funcHandler{
-		onOpen: func(c *server.Conn) { _ = sp.Load().Room("r").Join(c) },
-	}
-	s, addr := startServer(t, h, server.Config{Loops: 1})
-	sp.Store(s)
-	c := dialRaw(t, addr)
-	c.handshake("/")
-	if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
-		t.Fatal("no member")
-	}
+	s, c, _ := roomMember(t, server.Config{Loops: 1})
 	snap := make([]byte, 8<<10)
 	for i := range n {
 		binary.BigEndian.PutUint32(snap, uint32(i))
@@ -184,18 +164,7 @@ func TestPublishSnapshotWithinWriteQueue(t *testing.T) {
 func TestSendBufferFreshSnapshots(t *testing.T) {
 	const n = 200
 	run := func(sendBuffer int) (seen []uint32, replaced uint64) {
-		var sp atomic.Pointer[server.Server]
-		var member atomic.Pointer[server.Conn]
-		h := &funcHandler{
-			onOpen: func(c *server.Conn) { member.Store(c); _ = sp.Load().Room("r").Join(c) },
-		}
-		s, addr := startServer(t, h, server.Config{Loops: 1, SendBuffer: sendBuffer})
-		sp.Store(s)
-		c := dialRaw(t, addr)
-		c.handshake("/")
-		if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
-			t.Fatal("no member")
-		}
+		s, c, member := roomMember(t, server.Config{Loops: 1, SendBuffer: sendBuffer})
 		snap := make([]byte, 8<<10)
 		for i := range n {
 			binary.BigEndian.PutUint32(snap, uint32(i))
@@ -205,7 +174,7 @@ func TestSendBufferFreshSnapshots(t *testing.T) {
 		// A task posted after the publishes runs after them: the member
 		// then has all it will get.
 		handled := make(chan struct{})
-		if err := member.Load().Do(func(*server.Conn) { close(handled) }); err != nil {
+		if err := member.Do(func(*server.Conn) { close(handled) }); err != nil {
 			t.Fatal(err)
 		}
 		<-handled
@@ -220,4 +189,23 @@ func TestSendBufferFreshSnapshots(t *testing.T) {
 	}
 	dseen, dreplaced := run(0)
 	t.Logf("SendBuffer 16 KiB: %d of %d snapshots read (%d replaced); system default: %d read (%d replaced)", len(seen), n, replaced, len(dseen), dreplaced)
+}
+
+// roomMember starts a server whose connections join room "r" and dials one
+// member: the server, the client's end and the server's end.
+func roomMember(t *testing.T, cfg server.Config) (*server.Server, *rawConn, *server.Conn) {
+	t.Helper()
+	var sp atomic.Pointer[server.Server]
+	var member atomic.Pointer[server.Conn]
+	h := &funcHandler{
+		onOpen: func(c *server.Conn) { member.Store(c); _ = sp.Load().Room("r").Join(c) },
+	}
+	s, addr := startServer(t, h, cfg)
+	sp.Store(s)
+	c := dialRaw(t, addr)
+	c.handshake("/")
+	if !waitFor(5*time.Second, func() bool { return s.Room("r").Len() == 1 }) {
+		t.Fatal("no member")
+	}
+	return s, c, member.Load()
 }
